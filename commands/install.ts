@@ -1,0 +1,135 @@
+// deno-lint-ignore-file no-console -- a CLI command talks to its user on stdout.
+/**
+ * `cnibox install <dir>`: makes `loopback`, `bridge`, `host-local`,
+ * `firewall`, `portmap` and `cnibox` runnable from `<dir>`.
+ *
+ * From a compiled binary each name is a symlink to it. From a checkout each
+ * name is a small launcher that starts this checkout's `main.ts` with the
+ * launcher's own path as argv[0], which is the same dispatch path a symlink
+ * to a compiled binary takes.
+ *
+ * @module
+ */
+import { parseArgs } from "@std/cli";
+import { PLUGINS } from "../main.ts";
+
+/** The marker line that tells the IPAM delegation a file is this program. */
+export const LAUNCHER_MARKER = "# cnibox-launcher:";
+
+/** Options for {@linkcode installPlugins}. */
+export interface InstallOptions {
+  /** Replace existing files of the same names. @default {false} */
+  force?: boolean;
+}
+
+/** Where this program runs from: a compiled binary, or `deno` running a checkout. */
+function isCompiled(): boolean {
+  return !/\/deno$/.test(Deno.execPath());
+}
+
+function mainModulePath(): string {
+  return new URL("../main.ts", import.meta.url).pathname;
+}
+
+/** The DENO_DIR this install was made with, pinned into launchers because runtimes clear HOME. */
+async function denoDir(): Promise<string> {
+  if (Deno.env.get("DENO_DIR")) return Deno.env.get("DENO_DIR")!;
+  const out = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
+    .output();
+  return JSON.parse(new TextDecoder().decode(out.stdout)).denoDir;
+}
+
+function quote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The launcher script for this checkout. */
+export function launcherScript(options: { deno: string; main: string; denoDir: string }): string {
+  const config = options.main.replace(/main\.ts$/, "deno.json");
+  return [
+    "#!/bin/bash",
+    `${LAUNCHER_MARKER} ${options.main}`,
+    "# Runs the cnibox checkout above as the program named by this file's path (argv[0]).",
+    `export DENO_DIR=${quote(options.denoDir)}`,
+    `exec -a "$0" ${quote(options.deno)} run -A --quiet --no-prompt --config ${quote(config)} ${
+      quote(options.main)
+    } "$@"`,
+    "",
+  ].join("\n");
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Installs every plugin name and `cnibox` into `dir`; returns the paths written. */
+export async function installPlugins(dir: string, options: InstallOptions = {}): Promise<string[]> {
+  await Deno.mkdir(dir, { recursive: true });
+  const names = [...Object.keys(PLUGINS), "cnibox"];
+  const taken = names.map((name) => `${dir}/${name}`).filter(exists);
+  if (taken.length > 0 && !options.force) {
+    throw new Error(
+      `Cannot install into "${dir}": ${taken.join(", ")} already exist (use --force)`,
+    );
+  }
+  const compiled = isCompiled();
+  const script = compiled ? "" : launcherScript({
+    deno: Deno.execPath(),
+    main: mainModulePath(),
+    denoDir: await denoDir(),
+  });
+  const written: string[] = [];
+  for (const name of names) {
+    const path = `${dir}/${name}`;
+    const temp = `${path}.cnibox-tmp`;
+    // Write beside the target and rename, so a runtime never execs a half-written file.
+    await Deno.remove(temp).catch(() => {});
+    if (compiled) {
+      await Deno.symlink(Deno.execPath(), temp);
+    } else {
+      await Deno.writeTextFile(temp, script, { mode: 0o755 });
+      await Deno.chmod(temp, 0o755);
+    }
+    await Deno.rename(temp, path);
+    written.push(path);
+  }
+  if (!compiled) await warmCache();
+  return written;
+}
+
+/** Transpiles the module graph into DENO_DIR now, so the first plugin run is not the slow one. */
+async function warmCache(): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["cache", "--quiet", mainModulePath()],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(
+      `Cannot cache the module graph: ${new TextDecoder().decode(out.stderr).trim()}`,
+    );
+  }
+}
+
+/** `cnibox install [--force] <dir>`. */
+export async function run(args: string[]): Promise<number> {
+  const flags = parseArgs(args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
+  const [dir] = flags._;
+  if (flags.help || !dir) {
+    console.log("usage: cnibox install [--force] <dir>");
+    return flags.help ? 0 : 2;
+  }
+  const written = await installPlugins(dir, { force: flags.force === true });
+  console.log(
+    `installed ${written.length} programs into ${dir}: ${
+      written.map((p) => p.slice(dir.length + 1)).join(", ")
+    }`,
+  );
+  return 0;
+}

@@ -1,0 +1,33 @@
+#!/bin/bash
+# Installs everything cnibox needs on a Debian machine with Node/npm, as root:
+# Debian's iproute2, iptables, nftables, conntrack and the reference plugins
+# (containernetworking-plugins, for side-by-side tests), and Deno 2.9 from the
+# npm registry into /opt/cnibox-deno with /usr/local/bin/deno pointing at it.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+DENO_VERSION="${DENO_VERSION:-2.9.6}"
+packages=(iproute2 iptables nftables conntrack containernetworking-plugins hyperfine)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! deno --version 2>/dev/null | grep -q "^deno ${DENO_VERSION} "; then
+  echo "setup: installing deno@${DENO_VERSION} from npm into /opt/cnibox-deno"
+  mkdir -p /opt/cnibox-deno
+  npm install --silent --no-audit --no-fund --prefix /opt/cnibox-deno "deno@${DENO_VERSION}"
+  bin=/opt/cnibox-deno/node_modules/deno/deno
+  # The npm package normally places the binary itself; fall back to the platform package.
+  [ -x "$bin" ] || bin=/opt/cnibox-deno/node_modules/@deno/linux-x64-glibc/deno
+  ln -sf "$bin" /usr/local/bin/deno
+fi
+deno --version | head -1
+
+# Fetch npm dependencies (hono) once, as recorded in deno.lock.
+deno install --quiet --frozen 2>/dev/null || deno install --quiet
