@@ -27,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   help: () => import("./commands/help.ts"),
   version: () => import("./commands/version.ts"),
   install: () => import("./commands/install.ts"),
+  exec: () => import("./commands/exec.ts"),
 };
 
 /**
