@@ -4,31 +4,15 @@
  * started under (argv[0]), so `/opt/cni/bin/bridge` runs the bridge plugin
  * and any other name runs the command-line interface.
  *
- * Every role is a literal lazy `import()` so `deno compile` bundles them all
- * while a plugin run evaluates only its own modules (never hono).
+ * The roles are the literal lazy imports in `applets.ts`: a plugin run
+ * evaluates only its own modules (never hono).
  *
  * Runs with `-A`: writing `/proc/sys` and reading `/proc/self/cmdline` need
  * full access in Deno 2, and FFI is full access anyway.
  *
  * @module
  */
-import type { Plugin } from "./lib/cni/types.ts";
-
-type PluginModule = { plugin: Plugin };
-type CommandModule = { run(args: string[]): Promise<number> };
-
-/** The CNI plugins this program can be, by the file name it is run as. */
-export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
-  loopback: () => import("./plugins/loopback.ts"),
-};
-
-/** Subcommands of the `cnibox` command-line interface. */
-const COMMANDS: Record<string, () => Promise<CommandModule>> = {
-  help: () => import("./commands/help.ts"),
-  version: () => import("./commands/version.ts"),
-  install: () => import("./commands/install.ts"),
-  exec: () => import("./commands/exec.ts"),
-};
+import { COMMANDS, PLUGINS } from "./applets.ts";
 
 /**
  * The name this process was started under. Read from `/proc/self/cmdline`

@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs } from "@std/cli";
-import { PLUGINS } from "../main.ts";
+import { PLUGINS } from "../applets.ts";
 
 /** The marker line that tells the IPAM delegation a file is this program. */
 export const LAUNCHER_MARKER = "# cnibox-launcher:";

@@ -6,7 +6,7 @@
  * @module
  */
 import { CNIBOX_VERSION, SUPPORTED_VERSIONS, UPSTREAM_RELEASE } from "../lib/cni/version.ts";
-import { PLUGINS } from "../main.ts";
+import { PLUGINS } from "../applets.ts";
 
 /** Prints version information; `--json` prints it as one JSON object. */
 export function run(args: string[]): Promise<number> {

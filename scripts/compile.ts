@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { PLUGINS } from "../main.ts";
+import { PLUGINS } from "../applets.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const dist = `${root}dist`;

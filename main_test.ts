@@ -1,0 +1,88 @@
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { PLUGINS } from "./applets.ts";
+import { pluginDir, runApplet } from "./lib/testing/harness.ts";
+import { sh } from "./lib/testing/netns.ts";
+
+const root = new URL(".", import.meta.url).pathname;
+
+/** Every module a plugin run loads: main.ts, the skeleton and the plugin's own graph. */
+async function moduleGraph(entry: string): Promise<string[]> {
+  const out = await sh(Deno.execPath(), ["info", "--json", `${root}${entry}`]);
+  const info = JSON.parse(out.stdout) as { modules: { specifier: string }[] };
+  return info.modules.map((module) => module.specifier);
+}
+
+for (const name of Object.keys(PLUGINS)) {
+  Deno.test(`${name}: a bare run prints the fingerprint Nomad reads and exits 0`, async () => {
+    const out = await runApplet(name, { env: {} });
+    assertEquals(out.code, 0, out.stderr);
+    assertEquals(out.stdout, "");
+    const [first, second] = out.stderr.split("\n");
+    assertEquals(first, `CNI ${name} plugin v1.9.1+cnibox.0.1.0`);
+    assertMatch(second, /^CNI protocol versions supported: (0\.[1-4]\.0|0\.3\.1|1\.[01]\.0)(, |$)/);
+    // Nomad takes the first whitespace-separated semver token and needs >= 1.3.0 for CHECK.
+    const token = first.split(/\s+/).find((word) => /^v?\d+\.\d+\.\d+/.test(word));
+    assertEquals(token, "v1.9.1+cnibox.0.1.0");
+  });
+}
+
+Deno.test("plugin runs load no npm package and no node: module", async () => {
+  for (const [name] of Object.entries(PLUGINS)) {
+    const file = (await Deno.readTextFile(`${root}applets.ts`))
+      .match(new RegExp(`"?${name}"?: \\(\\) => import\\("\\./(plugins/[a-z_]+\\.ts)"\\)`))?.[1];
+    assert(file, `no literal import for ${name} in applets.ts`);
+    const graph = [
+      ...await moduleGraph(file),
+      ...await moduleGraph("lib/cni/skel.ts"),
+    ];
+    const heavy = graph.filter((specifier) => /^(npm|node|jsr|https?):/.test(specifier));
+    assertEquals(heavy, [], `${name} loads ${heavy.join(", ")}`);
+  }
+});
+
+Deno.test("cnibox under another name is the CLI: version --json", async () => {
+  const dir = await pluginDir();
+  const out = await sh(`${dir}/cnibox`, ["version", "--json"]);
+  assertEquals(out.code, 0, out.stderr);
+  const info = JSON.parse(out.stdout);
+  assertEquals(info.upstreamRelease, "1.9.1");
+  assertEquals(info.plugins, Object.keys(PLUGINS));
+});
+
+Deno.test("cnibox rejects an unknown command with exit 2", async () => {
+  const dir = await pluginDir();
+  const out = await sh(`${dir}/cnibox`, ["frobnicate"]);
+  assertEquals(out.code, 2);
+  assertStringIncludes(out.stderr, `unknown command "frobnicate"`);
+});
+
+Deno.test("cnibox <plugin> runs the plugin without a symlink", async () => {
+  const dir = await pluginDir();
+  const out = await sh(`${dir}/cnibox`, ["loopback"], { env: { CNI_COMMAND: "VERSION" } });
+  assertEquals(out.code, 0, out.stderr);
+  assertEquals(JSON.parse(out.stdout).cniVersion, "1.1.0");
+});
+
+Deno.test("install refuses to overwrite without --force and replaces with it", async () => {
+  const { installPlugins, LAUNCHER_MARKER } = await import("./commands/install.ts");
+  const dir = await Deno.makeTempDir({ prefix: "cnibox-install-" });
+  try {
+    await Deno.writeTextFile(`${dir}/bridge`, "not ours");
+    let refused = false;
+    await installPlugins(dir).catch((error) => {
+      refused = /already exist/.test(error.message);
+    });
+    assert(refused, "install overwrote an existing file without --force");
+    assertEquals(await Deno.readTextFile(`${dir}/bridge`), "not ours");
+    const written = await installPlugins(dir, { force: true });
+    assertEquals(written.length, Object.keys(PLUGINS).length + 1);
+    const launcher = await Deno.readTextFile(`${dir}/loopback`);
+    assertStringIncludes(launcher, `${LAUNCHER_MARKER} ${root}main.ts`);
+    assert(
+      ((await Deno.stat(`${dir}/loopback`)).mode! & 0o111) !== 0,
+      "launcher is not executable",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
