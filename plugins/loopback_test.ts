@@ -174,6 +174,11 @@ Deno.test({
       { what: "unknown command", env: env("FOO", ns.path), stdin: conf("1.0.0") },
       { what: "CHECK on 0.3.1", env: env("CHECK", ns.path), stdin: conf("0.3.1") },
       {
+        what: "netns path is a regular file",
+        env: env("ADD", "/etc/hostname"),
+        stdin: conf("1.0.0"),
+      },
+      {
         what: "nonexistent netns",
         env: env("ADD", "/var/run/netns/cbx-lo-never-existed"),
         stdin: conf("1.0.0"),

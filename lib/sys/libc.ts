@@ -1,0 +1,291 @@
+/**
+ * The one FFI boundary of the project: libc (`libc.so.6`), opened lazily on
+ * first use, with thin typed wrappers that turn `-1` into {@linkcode OsError}.
+ *
+ * Every symbol is `nonblocking: false` on purpose: `setns` switches only the
+ * calling thread and errno is thread-local, so every call must run on the JS
+ * thread. errno is read through `__errno_location()` in the statement right
+ * after the failing call, before any other JS can run and clobber it.
+ *
+ * Requires `--allow-ffi` (in practice `-A`).
+ *
+ * @module
+ */
+import { errnoDescription, errnoName } from "./errno.ts";
+
+const SYMBOLS = {
+  // int socket(int domain, int type, int protocol)
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32", nonblocking: false },
+  // int bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen)
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32", nonblocking: false },
+  // int getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen)
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32", nonblocking: false },
+  // int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen)
+  setsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "u32"],
+    result: "i32",
+    nonblocking: false,
+  },
+  // ssize_t sendto(int sockfd, const void *buf, size_t len, int flags,
+  //                const struct sockaddr *dest_addr, socklen_t addrlen)
+  sendto: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
+    result: "isize",
+    nonblocking: false,
+  },
+  // ssize_t recvfrom(int sockfd, void *buf, size_t len, int flags,
+  //                  struct sockaddr *src_addr, socklen_t *addrlen)
+  recvfrom: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
+    result: "isize",
+    nonblocking: false,
+  },
+  // int close(int fd)
+  close: { parameters: ["i32"], result: "i32", nonblocking: false },
+  // int open(const char *pathname, int flags, mode_t mode)
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32", nonblocking: false },
+  // ssize_t read(int fd, void *buf, size_t count)
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: false },
+  // ssize_t write(int fd, const void *buf, size_t count)
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: false },
+  // int setns(int fd, int nstype)
+  setns: { parameters: ["i32", "i32"], result: "i32", nonblocking: false },
+  // int fstat(int fd, struct stat *statbuf)
+  fstat: { parameters: ["i32", "buffer"], result: "i32", nonblocking: false },
+  // int fstatfs(int fd, struct statfs *buf)
+  fstatfs: { parameters: ["i32", "buffer"], result: "i32", nonblocking: false },
+  // int ioctl(int fd, unsigned long request, ...) -- only used without variadic arguments
+  ioctl: { parameters: ["i32", "u64"], result: "i32", nonblocking: false },
+  // pid_t gettid(void)
+  gettid: { parameters: [], result: "i32", nonblocking: false },
+  // int *__errno_location(void)
+  __errno_location: { parameters: [], result: "pointer", nonblocking: false },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let loaded: Libc | undefined;
+
+function lib(): Libc {
+  if (loaded === undefined) {
+    try {
+      loaded = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotCapable) throw error;
+      throw new Error("Cannot load libc.so.6", { cause: error });
+    }
+  }
+  return loaded;
+}
+
+/** Reads the calling thread's errno. Call it right after the failing libc call. */
+export function errno(): number {
+  const pointer = lib().__errno_location();
+  if (pointer === null) return 0;
+  return new Deno.UnsafePointerView(pointer).getInt32();
+}
+
+/** A failed system call: which call, the errno, and optional context such as a path. */
+export class OsError extends Error {
+  override name = "OsError";
+  /** The errno value (see `lib/sys/errno.ts`). */
+  readonly errno: number;
+  /** The errno name, e.g. "ENOENT". */
+  readonly code: string;
+  /** The libc function that failed, e.g. "setns". */
+  readonly syscall: string;
+
+  constructor(errno: number, syscall: string, detail = "", options?: ErrorOptions) {
+    const what = detail ? `${syscall} ${detail}` : syscall;
+    super(`Cannot ${what}: ${errnoDescription(errno)} (${errnoName(errno)})`, options);
+    this.errno = errno;
+    this.code = errnoName(errno);
+    this.syscall = syscall;
+  }
+}
+
+// Values from <asm-generic/fcntl.h>, <linux/sched.h>, <sys/socket.h> (x86_64).
+/** `O_RDONLY` */
+export const O_RDONLY = 0;
+/** `O_WRONLY` */
+export const O_WRONLY = 1;
+/** `O_CLOEXEC` */
+export const O_CLOEXEC = 0x80000;
+/** `CLONE_NEWNET`, the nstype for `setns` on a network namespace. */
+export const CLONE_NEWNET = 0x40000000;
+/** `SOCK_RAW` */
+export const SOCK_RAW = 3;
+/** `SOCK_CLOEXEC` */
+export const SOCK_CLOEXEC = 0x80000;
+/** `SOL_SOCKET` */
+export const SOL_SOCKET = 1;
+/** `SO_RCVBUF` */
+export const SO_RCVBUF = 8;
+/** `SO_RCVTIMEO` (struct timeval on x86_64: two 64-bit fields) */
+export const SO_RCVTIMEO = 20;
+/** `MSG_TRUNC`: recvfrom returns the real datagram length even when it did not fit. */
+export const MSG_TRUNC = 0x20;
+
+const ENCODER = new TextEncoder();
+
+/** Encodes a string as a NUL-terminated C string. */
+export function cstr(text: string): Uint8Array {
+  return ENCODER.encode(text + "\0");
+}
+
+const EINTR = 4;
+
+/** `socket(2)`; returns the new fd. `protocol` defaults to 0. */
+export function socket(domain: number, options: { type: number; protocol?: number }): number {
+  const fd = lib().socket(domain, options.type, options.protocol ?? 0);
+  if (fd === -1) throw new OsError(errno(), "socket");
+  return fd;
+}
+
+/** `bind(2)` with a raw sockaddr. */
+export function bind(fd: number, address: Uint8Array): void {
+  if (lib().bind(fd, address, address.length) === -1) throw new OsError(errno(), "bind");
+}
+
+/** `getsockname(2)` into `address`; returns the sockaddr length the kernel reported. */
+export function getsockname(fd: number, address: Uint8Array): number {
+  const length = new Uint32Array([address.length]);
+  if (lib().getsockname(fd, address, length) === -1) {
+    throw new OsError(errno(), "getsockname");
+  }
+  return length[0];
+}
+
+/** `setsockopt(2)` with a raw option value. */
+export function setsockopt(
+  fd: number,
+  option: { level: number; name: number; value: Uint8Array },
+): void {
+  const { level, name, value } = option;
+  if (lib().setsockopt(fd, level, name, value, value.length) === -1) {
+    throw new OsError(errno(), "setsockopt", `(level ${level}, option ${name})`);
+  }
+}
+
+/** `sendto(2)`; returns the number of bytes sent. Retries on EINTR. */
+export function sendto(
+  fd: number,
+  data: Uint8Array,
+  options: { address?: Uint8Array; flags?: number } = {},
+): number {
+  const address = options.address ?? null;
+  for (;;) {
+    const n = lib().sendto(
+      fd,
+      data,
+      BigInt(data.length),
+      options.flags ?? 0,
+      address,
+      address?.length ?? 0,
+    );
+    if (Number(n) !== -1) return Number(n);
+    const code = errno();
+    if (code !== EINTR) throw new OsError(code, "sendto");
+  }
+}
+
+/**
+ * `recvfrom(2)` into `buffer`; returns the byte count (with `MSG_TRUNC` in
+ * `flags`, the full datagram length even if larger than `buffer`). The sender's
+ * sockaddr is written into `options.address` when given. Retries on EINTR.
+ */
+export function recvfrom(
+  fd: number,
+  buffer: Uint8Array,
+  options: { address?: Uint8Array; flags?: number } = {},
+): number {
+  const address = options.address ?? null;
+  const length = new Uint32Array([address?.length ?? 0]);
+  for (;;) {
+    const n = lib().recvfrom(
+      fd,
+      buffer,
+      BigInt(buffer.length),
+      options.flags ?? 0,
+      address,
+      address === null ? null : length,
+    );
+    if (Number(n) !== -1) return Number(n);
+    const code = errno();
+    if (code !== EINTR) throw new OsError(code, "recvfrom");
+  }
+}
+
+/** `close(2)`. EINTR is not retried (Linux closes the fd anyway). */
+export function close(fd: number): void {
+  if (lib().close(fd) === -1) {
+    const code = errno();
+    if (code !== EINTR) throw new OsError(code, "close");
+  }
+}
+
+/** `open(2)`; returns the fd. `flags` defaults to `O_RDONLY | O_CLOEXEC`. */
+export function open(path: string, options: { flags?: number; mode?: number } = {}): number {
+  const flags = options.flags ?? (O_RDONLY | O_CLOEXEC);
+  const name = cstr(path);
+  for (;;) {
+    const fd = lib().open(name, flags, options.mode ?? 0);
+    if (fd !== -1) return fd;
+    const code = errno();
+    if (code !== EINTR) throw new OsError(code, "open", JSON.stringify(path));
+  }
+}
+
+/** `read(2)` into `buffer`; returns the byte count (0 at end of file). Retries on EINTR. */
+export function read(fd: number, buffer: Uint8Array): number {
+  for (;;) {
+    const n = Number(lib().read(fd, buffer, BigInt(buffer.length)));
+    if (n !== -1) return n;
+    const code = errno();
+    if (code !== EINTR) throw new OsError(code, "read");
+  }
+}
+
+/** `write(2)`; returns the byte count written. Retries on EINTR. */
+export function write(fd: number, data: Uint8Array): number {
+  for (;;) {
+    const n = Number(lib().write(fd, data, BigInt(data.length)));
+    if (n !== -1) return n;
+    const code = errno();
+    if (code !== EINTR) throw new OsError(code, "write");
+  }
+}
+
+/** `setns(2)` on the calling thread. */
+export function setns(fd: number, nstype: number): void {
+  if (lib().setns(fd, nstype) === -1) throw new OsError(errno(), "setns");
+}
+
+/** `fstatfs(2)`; returns `f_type`, the filesystem magic number. */
+export function fstatfsType(fd: number): number {
+  // struct statfs is 120 bytes on x86_64; f_type (__fsword_t, 8 bytes) comes first.
+  const buffer = new Uint8Array(128);
+  if (lib().fstatfs(fd, buffer) === -1) throw new OsError(errno(), "fstatfs");
+  return Number(new DataView(buffer.buffer).getBigInt64(0, true));
+}
+
+/** `fstat(2)`; returns the device and inode numbers, which identify a namespace file. */
+export function fstatIdentity(fd: number): { dev: bigint; ino: bigint } {
+  // struct stat on x86_64: st_dev (u64) at 0, st_ino (u64) at 8; 144 bytes in all.
+  const buffer = new Uint8Array(144);
+  if (lib().fstat(fd, buffer) === -1) throw new OsError(errno(), "fstat");
+  const view = new DataView(buffer.buffer);
+  return { dev: view.getBigUint64(0, true), ino: view.getBigUint64(8, true) };
+}
+
+/** `ioctl(2)` with no argument; returns the non-negative result. */
+export function ioctl(fd: number, request: number): number {
+  const result = lib().ioctl(fd, BigInt(request));
+  if (result === -1) throw new OsError(errno(), "ioctl", `0x${request.toString(16)}`);
+  return result;
+}
+
+/** `gettid(2)`: the calling thread's id (the JS thread, since no symbol is nonblocking). */
+export function gettid(): number {
+  return lib().gettid();
+}
