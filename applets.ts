@@ -26,4 +26,6 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   version: () => import("./commands/version.ts"),
   install: () => import("./commands/install.ts"),
   exec: () => import("./commands/exec.ts"),
+  serve: () => import("./commands/serve.ts"),
+  gc: () => import("./commands/gc.ts"),
 };

@@ -29,7 +29,15 @@ function invokedName(): string {
 }
 
 async function runPlugin(name: string): Promise<number> {
-  const [skel, module] = await Promise.all([import("./lib/cni/skel.ts"), PLUGINS[name]()]);
+  const [skel, delegate, module] = await Promise.all([
+    import("./lib/cni/skel.ts"),
+    import("./lib/cni/delegate.ts"),
+    PLUGINS[name](),
+  ]);
+  // An IPAM plugin found in CNI_PATH that is this same program runs in-process.
+  delegate.setInProcessLoader(async (ipam) =>
+    Object.hasOwn(PLUGINS, ipam) ? (await PLUGINS[ipam]()).plugin : undefined
+  );
   return await skel.runPlugin(module.plugin, skel.denoIo());
 }
 

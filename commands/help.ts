@@ -17,6 +17,10 @@ plugin. Run as anything else it is this command-line interface:
                                     run a network's plugin chain like cnitool (verbs add, check,
                                     del, gc, status; env NETCONFPATH, CNI_PATH, CNI_IFNAME,
                                     CNI_CONTAINERID, CNI_ARGS, CAP_ARGS, CNI_CACHE_DIR)
+  cnibox serve [--listen 127.0.0.1:9584 | --socket <path>] [--cni-config-dir D] [--cni-path D]
+               [--cache-dir D] [--data-dir D] [--allow-remote]
+                                    read-only status endpoint: networks, leases, attachments, metrics
+  cnibox gc <network> [--dry-run]   release what belongs to attachments whose netns is gone
   cnibox <plugin>                   run a plugin without a symlink (CNI env and stdin as usual)
   cnibox help                       this text
 `;

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 DENO_VERSION="${DENO_VERSION:-2.9.6}"
-packages=(iproute2 iptables nftables conntrack containernetworking-plugins hyperfine)
+packages=(iproute2 iptables nftables conntrack containernetworking-plugins hyperfine curl chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +28,14 @@ if ! deno --version 2>/dev/null | grep -q "^deno ${DENO_VERSION} "; then
   ln -sf "$bin" /usr/local/bin/deno
 fi
 deno --version | head -1
+
+# playwright-core drives Debian's chromium in the dashboard's browser test; kept outside the
+# project so no package.json sits beside deno.json.
+if [ ! -d /opt/cnibox-browser/node_modules/playwright-core ]; then
+  echo "setup: installing playwright-core from npm into /opt/cnibox-browser"
+  mkdir -p /opt/cnibox-browser
+  npm install --silent --no-audit --no-fund --prefix /opt/cnibox-browser playwright-core
+fi
 
 # Fetch npm dependencies (hono) once, as recorded in deno.lock.
 deno install --quiet --frozen 2>/dev/null || deno install --quiet
