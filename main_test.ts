@@ -67,13 +67,13 @@ Deno.test("install refuses to overwrite without --force and replaces with it", a
   const { installPlugins, LAUNCHER_MARKER } = await import("./commands/install.ts");
   const dir = await Deno.makeTempDir({ prefix: "cnibox-install-" });
   try {
-    await Deno.writeTextFile(`${dir}/bridge`, "not ours");
+    await Deno.writeTextFile(`${dir}/loopback`, "not ours");
     let refused = false;
     await installPlugins(dir).catch((error) => {
       refused = /already exist/.test(error.message);
     });
     assert(refused, "install overwrote an existing file without --force");
-    assertEquals(await Deno.readTextFile(`${dir}/bridge`), "not ours");
+    assertEquals(await Deno.readTextFile(`${dir}/loopback`), "not ours");
     const written = await installPlugins(dir, { force: true });
     assertEquals(written.length, Object.keys(PLUGINS).length + 1);
     const launcher = await Deno.readTextFile(`${dir}/loopback`);
