@@ -1,0 +1,136 @@
+/**
+ * The one place the firewall layer starts processes, behind an interface so
+ * tests can record or script the calls (the `execer` of knftables and of
+ * Kubernetes' iptables utilities).
+ *
+ * @module
+ */
+
+/** What a finished command produced. */
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for {@linkcode Execer.run}. */
+export interface ExecOptions {
+  /** Text written to the command's stdin (closed afterwards). @default {undefined} (no stdin) */
+  stdin?: string;
+}
+
+/** Runs a command to completion. Never throws for a non-zero exit status. */
+export interface Execer {
+  run(cmd: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
+}
+
+/** One recorded call of a {@linkcode RecordingExecer}. */
+export interface ExecCall {
+  cmd: string;
+  args: string[];
+  stdin?: string;
+}
+
+// Runtimes often start plugins with a short PATH; these hold iptables and nft on every distribution.
+const FALLBACK_DIRS = [
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin",
+];
+const resolved = new Map<string, string | undefined>();
+
+/**
+ * Finds `cmd` in `PATH` and the usual sbin directories; returns its path or
+ * undefined. Results are cached for the life of the process.
+ */
+export function findCommand(cmd: string): string | undefined {
+  if (cmd.includes("/")) return cmd;
+  if (resolved.has(cmd)) return resolved.get(cmd);
+  const dirs = [...(Deno.env.get("PATH") ?? "").split(":").filter(Boolean), ...FALLBACK_DIRS];
+  let found: string | undefined;
+  for (const dir of dirs) {
+    try {
+      if (Deno.statSync(`${dir}/${cmd}`).isFile) {
+        found = `${dir}/${cmd}`;
+        break;
+      }
+    } catch {
+      // not in this directory
+    }
+  }
+  resolved.set(cmd, found);
+  return found;
+}
+
+/** Runs commands with `Deno.Command`; a missing binary yields exit code 127. */
+export class DenoExecer implements Execer {
+  /** Runs `cmd args...`, feeding `options.stdin`, and collects its output. */
+  async run(cmd: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const path = findCommand(cmd);
+    if (path === undefined) return { code: 127, stdout: "", stderr: `${cmd}: command not found` };
+    const child = new Deno.Command(path, {
+      args: [...args],
+      stdin: options.stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (options.stdin !== undefined) {
+      const writer = child.stdin.getWriter();
+      try {
+        await writer.write(new TextEncoder().encode(options.stdin));
+        await writer.close();
+      } catch {
+        // The command exited without reading its input; its status tells why.
+      }
+    }
+    const out = await child.output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  }
+}
+
+/**
+ * An {@linkcode Execer} that records every call and either forwards it to a
+ * real execer or answers from a function (a fake for unit tests).
+ *
+ * @example Usage
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * const execer = new RecordingExecer(() => ({ code: 0, stdout: "", stderr: "" }));
+ * await execer.run("iptables-save", ["-t", "nat"]);
+ * assertEquals(execer.calls, [{ cmd: "iptables-save", args: ["-t", "nat"] }]);
+ * ```
+ */
+export class RecordingExecer implements Execer {
+  /** Every call so far, in order. */
+  readonly calls: ExecCall[] = [];
+  #next: Execer | ((call: ExecCall) => ExecResult | Promise<ExecResult>);
+
+  constructor(next: Execer | ((call: ExecCall) => ExecResult | Promise<ExecResult>)) {
+    this.#next = next;
+  }
+
+  /** Records the call, then forwards or answers it. */
+  async run(cmd: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const call: ExecCall = { cmd, args: [...args] };
+    if (options.stdin !== undefined) call.stdin = options.stdin;
+    this.calls.push(call);
+    const next = this.#next;
+    return typeof next === "function" ? await next(call) : await next.run(cmd, args, options);
+  }
+}
+
+let shared: Execer | undefined;
+
+/** The process-wide default execer (a {@linkcode DenoExecer}). */
+export function defaultExecer(): Execer {
+  shared ??= new DenoExecer();
+  return shared;
+}

@@ -1,0 +1,167 @@
+/**
+ * The filter-table rules of the `firewall` plugin's iptables backend, as
+ * data and as plans: `CNI-FORWARD` with its `FORWARD` jump, the admin chain
+ * jump, two rules per container address, and the ingress-policy isolation
+ * chains. Texts, positions and comments are those of the reference plugin
+ * (containernetworking/plugins v1.9.1).
+ *
+ * @module
+ */
+import type { Rule } from "./iptables.ts";
+import type { TablePlan } from "./plan.ts";
+
+/** The shared chain holding per-container accept rules. */
+export const FORWARD_CHAIN = "CNI-FORWARD";
+/** The default admin override chain. */
+export const DEFAULT_ADMIN_CHAIN = "CNI-ADMIN";
+/** First isolation stage: per-bridge "leaving this bridge" rules. */
+export const ISOLATION_STAGE_1 = "CNI-ISOLATION-STAGE-1";
+/** Second isolation stage: per-bridge "entering this bridge" drops. */
+export const ISOLATION_STAGE_2 = "CNI-ISOLATION-STAGE-2";
+
+/** Ingress policies the reference knows. */
+export type IngressPolicy = "open" | "same-bridge" | "isolated";
+
+const SHARED_ISOLATION_COMMENT = "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)";
+
+/** `FORWARD` → `CNI-FORWARD` jump (inserted at the top). */
+export function forwardJumpRule(): Rule {
+  return ["-m", "comment", "--comment", "CNI firewall plugin rules", "-j", FORWARD_CHAIN];
+}
+
+/** `CNI-FORWARD` → admin chain jump (inserted at the top). */
+export function adminJumpRule(adminChain: string): Rule {
+  return ["-m", "comment", "--comment", "CNI firewall plugin admin overrides", "-j", adminChain];
+}
+
+/**
+ * The two `CNI-FORWARD` rules of one container address, given in host form
+ * (`10.0.0.2/32`, `fd00::2/128`): replies in, anything out.
+ *
+ * @example Usage
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(containerRules("10.0.0.2/32")[1], ["-s", "10.0.0.2/32", "-j", "ACCEPT"]);
+ * ```
+ */
+export function containerRules(hostAddress: string): Rule[] {
+  return [
+    ["-d", hostAddress, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+    ["-s", hostAddress, "-j", "ACCEPT"],
+  ];
+}
+
+/** The isolation rules of one bridge, by chain and position. */
+export interface IsolationRules {
+  /** `FORWARD` → stage 1, inserted at the top (above the `CNI-FORWARD` jump). */
+  forwardJump: Rule;
+  /** Inserted at the top of stage 1, in this order (so the last ends first). */
+  stage1First: Rule[];
+  /** Appended to stage 1. */
+  stage1Return: Rule;
+  /** Inserted at the top of stage 2. */
+  stage2First: Rule;
+  /** Appended to stage 2. */
+  stage2Return: Rule;
+}
+
+/**
+ * The isolation rules for `bridge` under `same-bridge` or `isolated`.
+ * Shared rules carry the combined comment, per-bridge stage-1 rules name the policy.
+ */
+export function isolationRules(bridge: string, policy: "same-bridge" | "isolated"): IsolationRules {
+  const own = [
+    "-m",
+    "comment",
+    "--comment",
+    `CNI firewall plugin rules (ingressPolicy: ${policy})`,
+  ];
+  const shared = ["-m", "comment", "--comment", SHARED_ISOLATION_COMMENT];
+  const stage1First: Rule[] = [["-i", bridge, "!", "-o", bridge, ...own, "-j", ISOLATION_STAGE_2]];
+  if (policy === "isolated") stage1First.push(["-i", bridge, "-o", bridge, ...own, "-j", "DROP"]);
+  return {
+    forwardJump: [...shared, "-j", ISOLATION_STAGE_1],
+    stage1First,
+    stage1Return: [...shared, "-j", "RETURN"],
+    stage2First: ["-o", bridge, ...shared, "-j", "DROP"],
+    stage2Return: [...shared, "-j", "RETURN"],
+  };
+}
+
+/** What one family of a firewall ADD installs. */
+export interface ForwardSetup {
+  /** Admin chain name (already validated). */
+  adminChain: string;
+  /** Container addresses of this family in host form (`/32`, `/128`). */
+  addresses: readonly string[];
+  /** Ingress isolation, if the policy is not `open`. */
+  isolation?: { bridge: string; policy: "same-bridge" | "isolated" };
+}
+
+/**
+ * Plans a firewall ADD for one family, in the reference's order: chains,
+ * `FORWARD` jump at the top, admin jump at the top of `CNI-FORWARD`, the
+ * address rules appended unless present, then the isolation rules.
+ */
+export function planForwardAdd(plan: TablePlan, setup: ForwardSetup): void {
+  if (setup.addresses.length > 0) {
+    plan.ensureChain(FORWARD_CHAIN);
+    plan.ensureChain(setup.adminChain);
+    plan.ensureRule("FORWARD", forwardJumpRule(), { position: "first" });
+    plan.ensureRule(FORWARD_CHAIN, adminJumpRule(setup.adminChain), { position: "first" });
+    for (const address of setup.addresses) {
+      for (const rule of containerRules(address)) plan.ensureRule(FORWARD_CHAIN, rule);
+    }
+  }
+  if (setup.isolation) {
+    const rules = isolationRules(setup.isolation.bridge, setup.isolation.policy);
+    plan.ensureChain(ISOLATION_STAGE_1);
+    plan.ensureChain(ISOLATION_STAGE_2);
+    plan.ensureRule("FORWARD", rules.forwardJump, { position: "first" });
+    for (const rule of rules.stage1First) {
+      plan.ensureRule(ISOLATION_STAGE_1, rule, { position: "first" });
+    }
+    plan.ensureRule(ISOLATION_STAGE_1, rules.stage1Return);
+    plan.ensureRule(ISOLATION_STAGE_2, rules.stage2First, { position: "first" });
+    plan.ensureRule(ISOLATION_STAGE_2, rules.stage2Return);
+  }
+}
+
+/**
+ * Plans a firewall DEL for one family: one copy of each address rule, if
+ * present. Chains, jumps and isolation rules stay (they are shared).
+ */
+export function planForwardDel(plan: TablePlan, addresses: readonly string[]): void {
+  for (const address of addresses) {
+    for (const rule of containerRules(address)) plan.deleteRule(FORWARD_CHAIN, rule);
+  }
+}
+
+function goList(rule: Rule): string {
+  return `[${rule.join(" ")}]`;
+}
+
+/**
+ * Checks one family as the reference CHECK does (jumps, then each address
+ * rule); returns the reference's error message for the first missing rule.
+ */
+export function checkForward(
+  plan: TablePlan,
+  setup: Pick<ForwardSetup, "adminChain" | "addresses">,
+): string | undefined {
+  if (setup.addresses.length === 0) return undefined;
+  const forwardJump = forwardJumpRule();
+  if (!plan.hasChain(FORWARD_CHAIN) || !plan.hasRule("FORWARD", forwardJump)) {
+    return `expected FORWARD rule ${goList(forwardJump)} not found`;
+  }
+  const adminJump = adminJumpRule(setup.adminChain);
+  if (!plan.hasChain(setup.adminChain) || !plan.hasRule(FORWARD_CHAIN, adminJump)) {
+    return `expected ${FORWARD_CHAIN} rule ${goList(adminJump)} not found`;
+  }
+  for (const address of setup.addresses) {
+    for (const rule of containerRules(address)) {
+      if (!plan.hasRule(FORWARD_CHAIN, rule)) return `expected rule ${goList(rule)} not found`;
+    }
+  }
+  return undefined;
+}

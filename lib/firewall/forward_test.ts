@@ -1,0 +1,94 @@
+import { assertEquals } from "@std/assert";
+import { parseSave, RestoreBatch } from "./iptables.ts";
+import { TablePlan } from "./plan.ts";
+import { checkForward, isolationRules, planForwardAdd, planForwardDel } from "./forward.ts";
+
+const golden = (name: string) =>
+  Deno.readTextFileSync(new URL(`../../testdata/firewall/${name}`, import.meta.url));
+const EMPTY = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+// What the reference 1.1.1 left after one ADD (from nomad-and-podman.md, podman run).
+const REFERENCE = [
+  "*filter",
+  ":INPUT ACCEPT [0:0]",
+  ":FORWARD ACCEPT [0:0]",
+  ":OUTPUT ACCEPT [0:0]",
+  ":CNI-FORWARD - [0:0]",
+  ":CNITEST-ADMIN - [0:0]",
+  '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+  '-A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNITEST-ADMIN',
+  "-A CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+  "-A CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT",
+  "COMMIT",
+].join("\n");
+
+function plan(listing: string): { plan: TablePlan; batch: RestoreBatch } {
+  const batch = new RestoreBatch();
+  return { plan: new TablePlan(parseSave(listing, "filter"), batch), batch };
+}
+
+Deno.test("planForwardAdd() renders the reference's rules into an empty table", () => {
+  const { plan: p, batch } = plan(EMPTY);
+  planForwardAdd(p, {
+    adminChain: "NOMAD-ADMIN",
+    addresses: ["172.26.64.5/32"],
+    isolation: { bridge: "nomad", policy: "isolated" },
+  });
+  assertEquals(batch.render(), golden("forward_add_isolated.rules"));
+});
+
+Deno.test("planForwardAdd() adds nothing the reference already added", () => {
+  const { plan: p, batch } = plan(REFERENCE);
+  planForwardAdd(p, { adminChain: "CNITEST-ADMIN", addresses: ["10.99.0.8/32"] });
+  assertEquals(batch.isEmpty, true);
+});
+
+Deno.test("planForwardAdd() appends a second container behind the first", () => {
+  const { plan: p, batch } = plan(REFERENCE);
+  planForwardAdd(p, { adminChain: "CNITEST-ADMIN", addresses: ["10.99.0.9/32"] });
+  assertEquals(
+    batch.render(),
+    "*filter\n-A CNI-FORWARD -d 10.99.0.9/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A CNI-FORWARD -s 10.99.0.9/32 -j ACCEPT\nCOMMIT\n",
+  );
+});
+
+Deno.test("planForwardDel() removes only the container's two rules", () => {
+  const { plan: p, batch } = plan(REFERENCE);
+  planForwardDel(p, ["10.99.0.8/32", "10.99.0.77/32"]);
+  assertEquals(
+    batch.render(),
+    "*filter\n-D CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-D CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT\nCOMMIT\n",
+  );
+});
+
+Deno.test("checkForward() names the first missing rule like the reference", () => {
+  assertEquals(
+    checkForward(plan(REFERENCE).plan, {
+      adminChain: "CNITEST-ADMIN",
+      addresses: ["10.99.0.8/32"],
+    }),
+    undefined,
+  );
+  assertEquals(
+    checkForward(plan(REFERENCE).plan, {
+      adminChain: "CNITEST-ADMIN",
+      addresses: ["10.78.0.2/32"],
+    }),
+    "expected rule [-d 10.78.0.2/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT] not found",
+  );
+  assertEquals(
+    checkForward(plan(REFERENCE).plan, { adminChain: "CNI-ADMIN", addresses: ["10.99.0.8/32"] }),
+    "expected CNI-FORWARD rule [-m comment --comment CNI firewall plugin admin overrides -j CNI-ADMIN] not found",
+  );
+  assertEquals(
+    checkForward(plan(EMPTY).plan, { adminChain: "CNI-ADMIN", addresses: ["10.99.0.8/32"] }),
+    "expected FORWARD rule [-m comment --comment CNI firewall plugin rules -j CNI-FORWARD] not found",
+  );
+});
+
+Deno.test("isolationRules() adds the same-bridge DROP only for isolated", () => {
+  assertEquals(isolationRules("br0", "same-bridge").stage1First.length, 1);
+  assertEquals(
+    isolationRules("br0", "isolated").stage1First[1].join(" ").includes("-o br0 -m comment"),
+    true,
+  );
+});

@@ -1,0 +1,357 @@
+/**
+ * The nat rules of the `portmap` plugin, as data and as plans, for both
+ * backends: iptables (`CNI-HOSTPORT-DNAT`, one `CNI-DN-<hash>` chain per
+ * container, the masquerade mark chains) and nftables (`cni_hostport`
+ * tables, rules owned by container id comments). Texts, positions and
+ * comments are those of the reference plugin (v1.9.1).
+ *
+ * @module
+ */
+import { type Addr, formatAddr, networkOf } from "./_addr.ts";
+import type { Rule } from "./iptables.ts";
+import type { NftTransaction } from "./nft.ts";
+import { sameRule, type TablePlan } from "./plan.ts";
+import type { PortProtocol } from "./validate.ts";
+
+/** Top-level DNAT chain every container chain hangs off. */
+export const HOSTPORT_DNAT_CHAIN = "CNI-HOSTPORT-DNAT";
+/** Chain that sets the masquerade mark. */
+export const HOSTPORT_SETMARK_CHAIN = "CNI-HOSTPORT-SETMARK";
+/** Chain that masquerades marked packets. */
+export const HOSTPORT_MASQ_CHAIN = "CNI-HOSTPORT-MASQ";
+/** Entry chain of pre-0.7 per-container SNAT chains (torn down only). */
+export const OLD_HOSTPORT_SNAT_CHAIN = "CNI-HOSTPORT-SNAT";
+/** The nftables table (in families `ip` and `ip6`). */
+export const NFT_HOSTPORT_TABLE = "cni_hostport";
+
+/** One validated port mapping. */
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: PortProtocol;
+  /** Host address to match; undefined means every address. */
+  hostIp?: Addr;
+}
+
+/** Everything that shapes one container's rules in one family. */
+export interface HostportSpec {
+  network: string;
+  containerId: string;
+  /** Per-container chain (`CNI-DN-<hash>`). */
+  chain: string;
+  /** Container address and prefix length of this family. */
+  container: { addr: Addr; prefix: number };
+  /** All mappings, in the order given (entry rules use all of them). */
+  mappings: readonly PortMapping[];
+  snat: boolean;
+  masqAll: boolean;
+  /** Mark chain the hairpin/localhost rules jump to. */
+  setMarkChain: string;
+  /** Extra match tokens for the entry rules (iptables style). */
+  conditions: readonly string[];
+}
+
+/** `0x2000/0x2000` for bit 13 (Go's `%#x/%#x`). */
+export function markValue(bit: number): string {
+  const value = `0x${(2 ** bit).toString(16)}`;
+  return `${value}/${value}`;
+}
+
+/** The one rule of `CNI-HOSTPORT-SETMARK`. */
+export function setMarkRule(bit: number): Rule {
+  return [
+    "-m",
+    "comment",
+    "--comment",
+    "CNI portfwd masquerade mark",
+    "-j",
+    "MARK",
+    "--set-xmark",
+    markValue(bit),
+  ];
+}
+
+/** The one rule of `CNI-HOSTPORT-MASQ`. */
+export function masqRule(bit: number): Rule {
+  return ["-m", "mark", "--mark", markValue(bit), "-j", "MASQUERADE"];
+}
+
+/** `POSTROUTING` → `CNI-HOSTPORT-MASQ` (inserted at the top). */
+export function masqJumpRule(): Rule {
+  return [
+    "-m",
+    "comment",
+    "--comment",
+    "CNI portfwd requiring masquerade",
+    "-j",
+    HOSTPORT_MASQ_CHAIN,
+  ];
+}
+
+/** `PREROUTING`/`OUTPUT` → `CNI-HOSTPORT-DNAT` (appended). */
+export function dnatJumpRule(): Rule {
+  return ["-m", "addrtype", "--dst-type", "LOCAL", "-j", HOSTPORT_DNAT_CHAIN];
+}
+
+/** The entry rules' comment, trimmed like the reference (253 characters and `...`). */
+export function dnatComment(network: string, containerId: string): string {
+  const comment = `dnat name: "${network}" id: "${containerId}"`;
+  return comment.length <= 255 ? comment : `${comment.slice(0, 253)}...`;
+}
+
+function groupByProtocol(mappings: readonly PortMapping[]): Map<string, number[]> {
+  const groups = new Map<string, number[]>();
+  for (const m of mappings) {
+    const ports = groups.get(m.protocol) ?? [];
+    ports.push(m.hostPort);
+    groups.set(m.protocol, ports);
+  }
+  return groups;
+}
+
+/**
+ * Entry rules into the container chain: per protocol (sorted) and per chunk
+ * of at most 15 host ports (multiport's limit), from all mappings.
+ */
+export function dnatEntryRules(spec: HostportSpec): Rule[] {
+  const comment = dnatComment(spec.network, spec.containerId);
+  const groups = groupByProtocol(spec.mappings);
+  const rules: Rule[] = [];
+  for (const protocol of [...groups.keys()].sort()) {
+    const ports = groups.get(protocol)!;
+    for (let i = 0; i < ports.length; i += 15) {
+      rules.push([
+        "-p",
+        protocol,
+        "-m",
+        "comment",
+        "--comment",
+        comment,
+        "-m",
+        "multiport",
+        "--dports",
+        ports.slice(i, i + 15).join(","),
+        ...spec.conditions,
+        "-j",
+        spec.chain,
+      ]);
+    }
+  }
+  return rules;
+}
+
+function hostPortTarget(addr: Addr, port: number): string {
+  return addr.family === 4 ? `${formatAddr(addr)}:${port}` : `[${formatAddr(addr)}]:${port}`;
+}
+
+/**
+ * The container chain's rules: per mapping of this family, the hairpin mark
+ * (and for IPv4 the localhost mark) when `snat`, then the DNAT. Mappings
+ * whose host IP is of the other family are skipped.
+ */
+export function dnatRules(spec: HostportSpec): Rule[] {
+  const { addr, prefix } = spec.container;
+  const bits = addr.family === 4 ? 32 : 128;
+  const rules: Rule[] = [];
+  for (const m of spec.mappings) {
+    if (m.hostIp && m.hostIp.family !== addr.family) continue;
+    const dst = m.hostIp && !m.hostIp.bytes.every((b) => b === 0)
+      ? ["-d", `${formatAddr(m.hostIp)}/${bits}`]
+      : [];
+    const match = ["-p", m.protocol, "-m", m.protocol, "--dport", String(m.hostPort)];
+    if (spec.snat) {
+      // -s 0.0.0.0/0 (masqAll) matches everything, and iptables-save drops it.
+      const source = spec.masqAll ? [] : ["-s", `${formatAddr(networkOf(addr, prefix))}/${prefix}`];
+      rules.push([...source, ...dst, ...match, "-j", spec.setMarkChain]);
+      if (addr.family === 4 && !spec.masqAll) {
+        rules.push(["-s", "127.0.0.1/32", ...dst, ...match, "-j", spec.setMarkChain]);
+      }
+    }
+    rules.push([
+      ...dst,
+      ...match,
+      "-j",
+      "DNAT",
+      "--to-destination",
+      hostPortTarget(addr, m.containerPort),
+    ]);
+  }
+  return rules;
+}
+
+/** Options for {@linkcode planHostportAdd}. */
+export interface HostportAddOptions {
+  /** Mark bit for the shared mark chains; undefined when an external mark chain is used. */
+  markBit?: number;
+}
+
+/**
+ * Plans a portmap ADD for one family in the reference's order: the mark
+ * chains and the `POSTROUTING` jump (when `snat` without an external mark
+ * chain), `CNI-HOSTPORT-DNAT` with its `PREROUTING`/`OUTPUT` jumps, then the
+ * container chain (rewritten whole) and its entry rules. Stale entry rules
+ * into the container chain (from an earlier ADD) are replaced.
+ */
+export function planHostportAdd(
+  plan: TablePlan,
+  spec: HostportSpec,
+  options: HostportAddOptions = {},
+): void {
+  if (spec.snat && options.markBit !== undefined) {
+    plan.ensureChain(HOSTPORT_SETMARK_CHAIN);
+    plan.ensureRule(HOSTPORT_SETMARK_CHAIN, setMarkRule(options.markBit));
+    plan.ensureChain(HOSTPORT_MASQ_CHAIN);
+    plan.ensureRule(HOSTPORT_MASQ_CHAIN, masqRule(options.markBit));
+    plan.ensureRule("POSTROUTING", masqJumpRule(), { position: "first" });
+  }
+  plan.ensureChain(HOSTPORT_DNAT_CHAIN);
+  plan.ensureRule("PREROUTING", dnatJumpRule());
+  plan.ensureRule("OUTPUT", dnatJumpRule());
+  plan.replaceChain(spec.chain, dnatRules(spec));
+  const entries = dnatEntryRules(spec);
+  for (const rule of plan.jumpsTo(HOSTPORT_DNAT_CHAIN, spec.chain)) {
+    if (!entries.some((entry) => sameRule(rule, entry))) plan.deleteRule(HOSTPORT_DNAT_CHAIN, rule);
+  }
+  for (const entry of entries) plan.ensureRule(HOSTPORT_DNAT_CHAIN, entry);
+}
+
+/** What a teardown found in the chains it removed. */
+export interface HostportTeardown {
+  /** Whether a container chain (current or legacy) existed. */
+  removed: boolean;
+  /** UDP host ports the removed DNAT rules forwarded (for conntrack cleanup). */
+  udpPorts: number[];
+}
+
+function udpPortsOf(rules: readonly string[]): number[] {
+  const ports = new Set<number>();
+  for (const rule of rules) {
+    const match = / -p udp -m udp --dport (\d+) -j DNAT /.exec(` ${rule} `);
+    if (match) ports.add(Number(match[1]));
+  }
+  return [...ports];
+}
+
+/**
+ * Plans removal of a container's chains for one family: entry rules in
+ * `CNI-HOSTPORT-DNAT` (found by their `-j <chain>` target), the chain, and
+ * the legacy `CNI-SN-<hash>` chain with its `CNI-HOSTPORT-SNAT` entries.
+ */
+export function planHostportDel(
+  plan: TablePlan,
+  chains: { chain: string; legacyChain: string },
+): HostportTeardown {
+  const udpPorts = udpPortsOf(plan.rules(chains.chain));
+  const removed = plan.removeChain(chains.chain, { referencedFrom: [HOSTPORT_DNAT_CHAIN] });
+  const legacy = plan.removeChain(chains.legacyChain, {
+    referencedFrom: [OLD_HOSTPORT_SNAT_CHAIN],
+  });
+  return { removed: removed || legacy, udpPorts };
+}
+
+function goRules(rules: readonly Rule[]): string {
+  return `[${rules.map((rule) => `[${rule.join(" ")}]`).join(" ")}]`;
+}
+
+/**
+ * Checks one family like the reference CHECK: the chain exists, each of its
+ * rules (last first) and each entry rule is present. Returns the error
+ * message, or undefined.
+ */
+export function checkHostport(plan: TablePlan, spec: HostportSpec): string | undefined {
+  if (!plan.hasChain(spec.chain)) return `chain ${spec.chain} not found in iptables table nat`;
+  const rules = dnatRules(spec);
+  for (let i = rules.length - 1; i >= 0; i--) {
+    if (!plan.hasRule(spec.chain, rules[i])) {
+      return `rule ${goRules(rules)} in chain ${spec.chain} not found in table nat`;
+    }
+  }
+  const entries = dnatEntryRules(spec);
+  for (let i = entries.length - 1; i >= 0; i--) {
+    if (!plan.hasRule(HOSTPORT_DNAT_CHAIN, entries[i])) {
+      return `rule ${goRules(entries)} in chain ${HOSTPORT_DNAT_CHAIN} not found in table nat`;
+    }
+  }
+  return undefined;
+}
+
+/** nft family name of an address family. */
+export function nftFamilyOf(family: 4 | 6): "ip" | "ip6" {
+  return family === 4 ? "ip" : "ip6";
+}
+
+/** Options for {@linkcode nftHostportAdd}. */
+export interface NftHostportSpec {
+  containerId: string;
+  container: { addr: Addr };
+  mappings: readonly PortMapping[];
+  snat: boolean;
+  masqAll: boolean;
+  /** Extra nft match text for the prerouting/output rules (already validated tokens). */
+  conditions: readonly string[];
+  /** Handles of this container's existing rules (deleted first, so a repeated ADD does not duplicate). */
+  existing?: readonly { chain: string; handle: number }[];
+}
+
+/**
+ * Adds one family's portmap objects and this container's rules to `tx`, in
+ * the layout of the reference's nftables backend: `hostports`,
+ * `hostip_hostports` (legacy, kept empty), `hostports_all`, base chains
+ * `prerouting`/`output` (nat, priority -100) and `masquerading` (srcnat).
+ */
+export function nftHostportAdd(tx: NftTransaction, spec: NftHostportSpec): void {
+  const family = nftFamilyOf(spec.container.addr.family);
+  const t = NFT_HOSTPORT_TABLE;
+  const ipX = family;
+  const ip = formatAddr(spec.container.addr);
+  const cond = spec.conditions.length ? `${spec.conditions.join(" ")} ` : "";
+  tx.addTable(family, t, { comment: "CNI portmap plugin" });
+  tx.addChain(family, t, "hostports");
+  tx.addChain(family, t, "hostip_hostports");
+  tx.addChain(family, t, "hostports_all");
+  tx.flushChain(family, t, "hostports_all");
+  tx.addRule(family, t, "hostports_all", "jump hostip_hostports");
+  tx.addRule(family, t, "hostports_all", "jump hostports");
+  for (const [chain, hook] of [["prerouting", "prerouting"], ["output", "output"]]) {
+    tx.addChain(family, t, chain, { type: "nat", hook, priority: -100 });
+    tx.flushChain(family, t, chain);
+    tx.addRule(family, t, chain, `${cond}fib daddr type local jump hostports_all`);
+  }
+  if (spec.snat) {
+    tx.addChain(family, t, "masquerading", { type: "nat", hook: "postrouting", priority: 100 });
+  }
+  for (const rule of spec.existing ?? []) tx.deleteRule(family, t, rule.chain, rule.handle);
+  for (const m of spec.mappings) {
+    if (m.hostIp && m.hostIp.family !== spec.container.addr.family) continue;
+    const daddr = m.hostIp && !m.hostIp.bytes.every((b) => b === 0)
+      ? `${ipX} daddr ${formatAddr(m.hostIp)} `
+      : "";
+    tx.addRule(
+      family,
+      t,
+      "hostports",
+      `${daddr}${m.protocol} dport ${m.hostPort} dnat to ${
+        hostPortTarget(spec.container.addr, m.containerPort)
+      }`,
+      { comment: spec.containerId },
+    );
+  }
+  if (spec.snat) {
+    const any = family === "ip" ? "0.0.0.0/0" : "::/0";
+    const sources = spec.masqAll ? [any] : family === "ip" ? [ip, "127.0.0.1"] : [ip];
+    for (const source of sources) {
+      tx.addRule(
+        family,
+        t,
+        "masquerading",
+        `${ipX} saddr ${source} ${ipX} daddr ${ip} masquerade`,
+        {
+          comment: spec.containerId,
+        },
+      );
+    }
+  }
+}
+
+/** Rules of `cni_hostport` chains that a container owns (comment = container id). */
+export const NFT_OWNED_CHAINS = ["hostports", "hostip_hostports", "masquerading"] as const;

@@ -1,0 +1,219 @@
+import { assertEquals } from "@std/assert";
+import { parseAddr } from "./_addr.ts";
+import { parseSave, renderRule, RestoreBatch } from "./iptables.ts";
+import { NftTransaction } from "./nft.ts";
+import { TablePlan } from "./plan.ts";
+import {
+  checkHostport,
+  dnatComment,
+  dnatEntryRules,
+  dnatRules,
+  type HostportSpec,
+  markValue,
+  nftHostportAdd,
+  planHostportAdd,
+  planHostportDel,
+  type PortMapping,
+} from "./hostport.ts";
+
+const golden = (name: string) =>
+  Deno.readTextFileSync(new URL(`../../testdata/firewall/${name}`, import.meta.url));
+const EMPTY =
+  "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
+const CHAIN = "CNI-DN-70a29d9dc18bc4d652ea5";
+
+// The mappings of cni-plugins.md §6.3 (VERIFIED listing of the reference).
+const MAPPINGS: PortMapping[] = [
+  { hostPort: 8080, containerPort: 80, protocol: "tcp" },
+  { hostPort: 5353, containerPort: 53, protocol: "udp" },
+  { hostPort: 8443, containerPort: 443, protocol: "tcp", hostIp: parseAddr("192.0.2.10")! },
+  { hostPort: 9000, containerPort: 9000, protocol: "tcp", hostIp: parseAddr("2001:db8::10")! },
+];
+
+function spec(addr: string, prefix: number, extra: Partial<HostportSpec> = {}): HostportSpec {
+  return {
+    network: "mynet",
+    containerId: "abc123",
+    chain: CHAIN,
+    container: { addr: parseAddr(addr)!, prefix },
+    mappings: MAPPINGS,
+    snat: true,
+    masqAll: false,
+    setMarkChain: "CNI-HOSTPORT-SETMARK",
+    conditions: [],
+    ...extra,
+  };
+}
+
+function plan(listing: string): { plan: TablePlan; batch: RestoreBatch } {
+  const batch = new RestoreBatch();
+  return { plan: new TablePlan(parseSave(listing, "nat"), batch), batch };
+}
+
+Deno.test("planHostportAdd() renders the reference's IPv4 nat rules", () => {
+  const { plan: p, batch } = plan(EMPTY);
+  planHostportAdd(p, spec("10.77.0.3", 24), { markBit: 13 });
+  assertEquals(batch.render(), golden("portmap_add_v4.rules"));
+});
+
+Deno.test("planHostportAdd() renders the reference's IPv6 nat rules", () => {
+  const { plan: p, batch } = plan(EMPTY);
+  planHostportAdd(p, spec("fd77::3", 64), { markBit: 13 });
+  assertEquals(batch.render(), golden("portmap_add_v6.rules"));
+});
+
+Deno.test("planHostportAdd() finds every rule of a reference ADD already present (byte-exact text)", () => {
+  for (
+    const [file, addr, prefix] of [["portmap_reference_v4.save", "10.77.0.3", 24], [
+      "portmap_reference_v6.save",
+      "fd77::3",
+      64,
+    ]] as const
+  ) {
+    const { plan: p, batch } = plan(golden(file));
+    planHostportAdd(p, spec(addr, prefix), { markBit: 13 });
+    assertEquals(batch.render(), "", file);
+  }
+});
+
+Deno.test("planHostportAdd() replaces stale entry rules of an earlier ADD", () => {
+  const { plan: p, batch } = plan(golden("portmap_reference_v4.save"));
+  planHostportAdd(p, spec("10.77.0.3", 24, { mappings: [MAPPINGS[0]] }), { markBit: 13 });
+  const text = batch.render();
+  assertEquals(text.includes(`:${CHAIN} - [0:0]`), true);
+  assertEquals(text.includes("-D CNI-HOSTPORT-DNAT -p udp"), true);
+  assertEquals(text.includes("-D CNI-HOSTPORT-DNAT -p tcp"), true);
+  assertEquals(text.includes("--dports 8080 -j"), true);
+});
+
+Deno.test("planHostportDel() removes entry rules and the chain found in a listing", () => {
+  const { plan: p, batch } = plan(golden("portmap_reference_v4.save"));
+  const teardown = planHostportDel(p, {
+    chain: CHAIN,
+    legacyChain: "CNI-SN-70a29d9dc18bc4d652ea5",
+  });
+  assertEquals(teardown, { removed: true, udpPorts: [5353] });
+  assertEquals(batch.render(), golden("portmap_del_v4.rules"));
+});
+
+Deno.test("planHostportDel() does nothing when the container has no chain", () => {
+  const { plan: p, batch } = plan(EMPTY);
+  assertEquals(planHostportDel(p, { chain: CHAIN, legacyChain: "CNI-SN-x" }), {
+    removed: false,
+    udpPorts: [],
+  });
+  assertEquals(batch.isEmpty, true);
+});
+
+Deno.test("dnatEntryRules() sorts protocols and splits at 15 ports", () => {
+  const many: PortMapping[] = Array.from(
+    { length: 17 },
+    (_, i) => ({ hostPort: 9000 + i, containerPort: 80, protocol: "udp" }),
+  );
+  const rules = dnatEntryRules(
+    spec("10.0.0.2", 24, {
+      mappings: [...many, MAPPINGS[0]],
+      conditions: ["-m", "addrtype", "--dst-type", "LOCAL"],
+    }),
+  );
+  assertEquals(rules.map((r) => r[1]), ["tcp", "udp", "udp"]);
+  assertEquals(rules[1][9].split(",").length, 15);
+  assertEquals(rules[2][9], "9015,9016");
+  assertEquals(
+    renderRule(rules[0]).endsWith(
+      "--dports 8080 -m addrtype --dst-type LOCAL -j CNI-DN-70a29d9dc18bc4d652ea5",
+    ),
+    true,
+  );
+});
+
+Deno.test("dnatRules() drops the source for masqAll and skips marks without snat", () => {
+  const masqAll = dnatRules(spec("10.0.0.2", 24, { mappings: [MAPPINGS[0]], masqAll: true }));
+  assertEquals(masqAll.map(renderRule), [
+    "-p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK",
+    "-p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.0.2:80",
+  ]);
+  const noSnat = dnatRules(spec("10.0.0.2", 24, { mappings: [MAPPINGS[0]], snat: false }));
+  assertEquals(noSnat.map(renderRule), [
+    "-p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.0.2:80",
+  ]);
+  const unspecified = dnatRules(spec("10.0.0.2", 24, {
+    mappings: [{ hostPort: 1, containerPort: 2, protocol: "sctp", hostIp: parseAddr("0.0.0.0")! }],
+    snat: false,
+  }));
+  assertEquals(unspecified.map(renderRule), [
+    "-p sctp -m sctp --dport 1 -j DNAT --to-destination 10.0.0.2:2",
+  ]);
+});
+
+Deno.test("markValue() formats the mark like Go's %#x", () => {
+  assertEquals(markValue(13), "0x2000/0x2000");
+  assertEquals(markValue(0), "0x1/0x1");
+  assertEquals(markValue(31), "0x80000000/0x80000000");
+});
+
+Deno.test("dnatComment() trims to 253 characters plus ... like the reference", () => {
+  assertEquals(dnatComment("n", "id"), 'dnat name: "n" id: "id"');
+  const long = dnatComment("n", "x".repeat(300));
+  assertEquals([long.length, long.endsWith("...")], [256, true]);
+});
+
+Deno.test("checkHostport() accepts the reference's rules and names missing ones", () => {
+  assertEquals(
+    checkHostport(plan(golden("portmap_reference_v4.save")).plan, spec("10.77.0.3", 24)),
+    undefined,
+  );
+  assertEquals(
+    checkHostport(plan(EMPTY).plan, spec("10.77.0.3", 24)),
+    `chain ${CHAIN} not found in iptables table nat`,
+  );
+  const wrongPort = checkHostport(
+    plan(golden("portmap_reference_v4.save")).plan,
+    spec("10.77.0.3", 24, { mappings: [{ hostPort: 1, containerPort: 1, protocol: "tcp" }] }),
+  );
+  assertEquals(
+    wrongPort?.startsWith(
+      "rule [[-s 10.77.0.0/24 -p tcp -m tcp --dport 1 -j CNI-HOSTPORT-SETMARK]",
+    ),
+    true,
+  );
+});
+
+Deno.test("nftHostportAdd() renders the reference's nftables layout", () => {
+  const tx = new NftTransaction();
+  nftHostportAdd(tx, {
+    containerId: "abc123",
+    container: { addr: parseAddr("10.77.0.3")! },
+    mappings: MAPPINGS,
+    snat: true,
+    masqAll: false,
+    conditions: ["ip", "daddr", "!=", "127.0.0.0/8"],
+  });
+  nftHostportAdd(tx, {
+    containerId: "abc123",
+    container: { addr: parseAddr("fd77::3")! },
+    mappings: MAPPINGS,
+    snat: true,
+    masqAll: true,
+    conditions: [],
+  });
+  assertEquals(tx.render(), golden("portmap_add.nft"));
+});
+
+Deno.test("nftHostportAdd() deletes the container's earlier rules first", () => {
+  const tx = new NftTransaction();
+  nftHostportAdd(tx, {
+    containerId: "c",
+    container: { addr: parseAddr("10.0.0.2")! },
+    mappings: [MAPPINGS[0]],
+    snat: false,
+    masqAll: false,
+    conditions: [],
+    existing: [{ chain: "hostports", handle: 7 }],
+  });
+  const lines = tx.render().split("\n");
+  const del = lines.indexOf("delete rule ip cni_hostport hostports handle 7");
+  const add = lines.findIndex((l) => l.startsWith("add rule ip cni_hostport hostports tcp"));
+  assertEquals(del !== -1 && del < add, true);
+  assertEquals(lines.some((l) => l.includes("masquerading")), false);
+});

@@ -1,0 +1,237 @@
+/**
+ * The bridge plugin's `ipMasq` rules, for both backends, as the reference
+ * writes them: iptables (a `CNI-<hash>` chain per container in the nat
+ * table, jumped to from `POSTROUTING` per address) and nftables (table
+ * `inet cni_plugins_masquerade`, one rule per address owned by an instance
+ * hash comment).
+ *
+ * Teardown needs only the network name and container id: the chain and the
+ * jumps into it are found by name, so masquerade rules go away even when the
+ * container's netns (and with it its addresses) is already gone.
+ *
+ * @module
+ */
+import { type Addr, formatAddr, networkOf } from "./_addr.ts";
+import { formatChainName, nftInstanceHash } from "./chain_name.ts";
+import { defaultExecer, type Execer } from "./exec.ts";
+import type { Family, Rule } from "./iptables.ts";
+import { applyNft, listNftTable, NftTransaction } from "./nft.ts";
+import type { TablePlan } from "./plan.ts";
+import { transact, type TransactOptions } from "./transaction.ts";
+import { validateAddress, validateCommentText } from "./validate.ts";
+
+/** The nftables masquerade table (family `inet`). */
+export const NFT_MASQ_TABLE = "cni_plugins_masquerade";
+
+/** A container address with its prefix length, as in a CNI result (`10.0.0.2/24`). */
+export interface MasqAddress {
+  addr: Addr;
+  prefix: number;
+}
+
+/** Parses `ip/len` from a result into a {@linkcode MasqAddress}; throws RangeError. */
+export function parseMasqAddress(text: string): MasqAddress {
+  const slash = text.indexOf("/");
+  const addr = validateAddress(slash === -1 ? text : text.slice(0, slash), "address");
+  const len = slash === -1 ? "" : text.slice(slash + 1);
+  const prefix = Number(len);
+  if (!/^[0-9]{1,3}$/.test(len) || prefix > (addr.family === 4 ? 32 : 128)) {
+    throw new RangeError(`address must be "ip/prefix", got ${JSON.stringify(text)}`);
+  }
+  return { addr, prefix };
+}
+
+/** Go's `%q` for the ASCII names CNI allows (anything else is rejected). */
+function goQuote(text: string): string {
+  validateCommentText(text, "name");
+  return `"${text.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/** The rules' comment: `name: "<network>" id: "<containerId>"`. */
+export function ipMasqComment(network: string, containerId: string): string {
+  return `name: ${goQuote(network)} id: ${goQuote(containerId)}`;
+}
+
+/** The per-container chain name `CNI-<hash>` (shared by both families). */
+export function ipMasqChainName(network: string, containerId: string): Promise<string> {
+  return formatChainName(network, containerId);
+}
+
+/** The rules for one address: the chain's two rules and the `POSTROUTING` jump. */
+export function ipMasqRules(
+  address: MasqAddress,
+  options: { chain: string; comment: string },
+): { chain: Rule[]; postrouting: Rule } {
+  const { addr, prefix } = address;
+  const comment = ["-m", "comment", "--comment", options.comment];
+  const host = `${formatAddr(addr)}/${addr.family === 4 ? 32 : 128}`;
+  const subnet = `${formatAddr(networkOf(addr, prefix))}/${prefix}`;
+  const multicast = addr.family === 4 ? "224.0.0.0/4" : "ff00::/8";
+  return {
+    chain: [
+      ["-d", subnet, ...comment, "-j", "ACCEPT"],
+      ["!", "-d", multicast, ...comment, "-j", "MASQUERADE"],
+    ],
+    postrouting: ["-s", host, ...comment, "-j", options.chain],
+  };
+}
+
+/**
+ * Plans ipMasq for the addresses of one family: the chain holds exactly the
+ * rules for these addresses (rewritten whole), each address gets its
+ * `POSTROUTING` jump appended unless present.
+ */
+export function planIpMasqAdd(
+  plan: TablePlan,
+  addresses: readonly MasqAddress[],
+  options: { chain: string; comment: string },
+): void {
+  const chainRules: Rule[] = [];
+  const jumps: Rule[] = [];
+  for (const address of addresses) {
+    const rules = ipMasqRules(address, options);
+    for (const rule of rules.chain) {
+      if (!chainRules.some((r) => r.join("\0") === rule.join("\0"))) chainRules.push(rule);
+    }
+    jumps.push(rules.postrouting);
+  }
+  if (chainRules.length === 0) return;
+  plan.replaceChain(options.chain, chainRules);
+  for (const jump of jumps) plan.ensureRule("POSTROUTING", jump);
+}
+
+/** Plans removal of the chain and every `POSTROUTING` jump into it. */
+export function planIpMasqDel(plan: TablePlan, chain: string): boolean {
+  return plan.removeChain(chain, { referencedFrom: ["POSTROUTING"] });
+}
+
+/** Options for {@linkcode setupIpMasq} and {@linkcode teardownIpMasq}. */
+export interface IpMasqOptions extends Partial<Omit<TransactOptions, "families">> {
+  /** Container id (owner of the rules). */
+  containerId: string;
+  /** Interface name (nftables instance hash only). @default {"eth0"} */
+  ifName?: string;
+  /** `iptables` or `nftables`. @default {"iptables"} */
+  backend?: "iptables" | "nftables";
+}
+
+/**
+ * Installs masquerading for a container's addresses (`ip/len` as in the
+ * result). iptables: one save + one restore per family present; nftables:
+ * one listing + one `nft -f`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await setupIpMasq("mynet", ["10.77.0.2/24"], { containerId: "abc123" });
+ * ```
+ */
+export async function setupIpMasq(
+  network: string,
+  addresses: readonly string[],
+  options: IpMasqOptions,
+): Promise<void> {
+  const parsed = addresses.map(parseMasqAddress);
+  const execer = options.execer ?? defaultExecer();
+  if (options.backend === "nftables") {
+    await nftMasqApply(network, parsed, { ...options, execer });
+    return;
+  }
+  const chain = await ipMasqChainName(network, options.containerId);
+  const comment = ipMasqComment(network, options.containerId);
+  const families = ([4, 6] as Family[]).filter((f) => parsed.some((a) => a.addr.family === f));
+  await transact("nat", (plan, family) => {
+    planIpMasqAdd(plan, parsed.filter((a) => a.addr.family === family), { chain, comment });
+  }, { ...options, execer, families });
+}
+
+/**
+ * Removes a container's masquerading in both families (iptables: chain and
+ * jumps by name; nftables: rules by instance hash). Missing rules are fine.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await teardownIpMasq("mynet", { containerId: "abc123" });
+ * ```
+ */
+export async function teardownIpMasq(network: string, options: IpMasqOptions): Promise<void> {
+  const execer = options.execer ?? defaultExecer();
+  if (options.backend === "nftables") {
+    await nftMasqApply(network, [], { ...options, execer });
+    return;
+  }
+  const chain = await ipMasqChainName(network, options.containerId);
+  await transact("nat", (plan) => {
+    planIpMasqDel(plan, chain);
+  }, { ...options, execer, families: [4, 6] });
+}
+
+/** The nft rule comment: `<instance hash>, net: <net>, if: <if>, id: <id>` (quotes removed, max 128). */
+export function nftMasqComment(
+  hash: string,
+  network: string,
+  options: { ifName: string; containerId: string },
+): string {
+  const clean = (s: string) => s.replaceAll('"', "");
+  const text = `${hash}, net: ${clean(network)}, if: ${clean(options.ifName)}, id: ${
+    clean(options.containerId)
+  }`;
+  return text.slice(0, 128);
+}
+
+/**
+ * Adds the nftables masquerade objects and one rule per address to `tx`
+ * (the layout of the reference's `ipmasq_nftables_linux.go`).
+ */
+export function nftMasqAdd(
+  tx: NftTransaction,
+  addresses: readonly MasqAddress[],
+  options: { comment: string; existingHandles?: readonly number[] },
+): void {
+  const t = NFT_MASQ_TABLE;
+  tx.addTable("inet", t, {
+    comment: "Masquerading for plugins from github.com/containernetworking/plugins",
+  });
+  tx.addChain("inet", t, "masq_checks", {
+    comment: "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet",
+  });
+  tx.addChain("inet", t, "postrouting", { type: "nat", hook: "postrouting", priority: 100 });
+  tx.flushChain("inet", t, "postrouting");
+  tx.addRule("inet", t, "postrouting", "ip daddr == 224.0.0.0/4  return");
+  tx.addRule("inet", t, "postrouting", "ip6 daddr == ff00::/8  return");
+  tx.addRule("inet", t, "postrouting", "goto masq_checks");
+  for (const handle of options.existingHandles ?? []) {
+    tx.deleteRule("inet", t, "masq_checks", handle);
+  }
+  for (const { addr, prefix } of addresses) {
+    const ipX = addr.family === 4 ? "ip" : "ip6";
+    const subnet = `${formatAddr(networkOf(addr, prefix))}/${prefix}`;
+    tx.addRule(
+      "inet",
+      t,
+      "masq_checks",
+      `${ipX} saddr == ${formatAddr(addr)} ${ipX} daddr != ${subnet} masquerade`,
+      { comment: options.comment },
+    );
+  }
+}
+
+async function nftMasqApply(
+  network: string,
+  addresses: readonly MasqAddress[],
+  options: IpMasqOptions & { execer: Execer },
+): Promise<void> {
+  const ifName = options.ifName ?? "eth0";
+  const hash = await nftInstanceHash(network, { ifName, containerId: options.containerId });
+  const listing = await listNftTable("inet", NFT_MASQ_TABLE, { execer: options.execer });
+  const handles = listing.rules
+    .filter((r) => r.chain === "masq_checks" && r.comment?.startsWith(hash))
+    .map((r) => r.handle);
+  const tx = new NftTransaction();
+  if (addresses.length > 0) {
+    const comment = nftMasqComment(hash, network, { ifName, containerId: options.containerId });
+    nftMasqAdd(tx, addresses, { comment, existingHandles: handles });
+  } else {
+    for (const handle of handles) tx.deleteRule("inet", NFT_MASQ_TABLE, "masq_checks", handle);
+  }
+  await applyNft(tx, { execer: options.execer });
+}

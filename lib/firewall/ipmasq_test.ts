@@ -1,0 +1,138 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { createNetns, ROOT, sh } from "../testing/netns.ts";
+import { type Execer, RecordingExecer } from "./exec.ts";
+import { parseSave, RestoreBatch } from "./iptables.ts";
+import {
+  ipMasqChainName,
+  ipMasqComment,
+  nftMasqAdd,
+  nftMasqComment,
+  parseMasqAddress,
+  planIpMasqAdd,
+  planIpMasqDel,
+  setupIpMasq,
+  teardownIpMasq,
+} from "./ipmasq.ts";
+import { NftTransaction } from "./nft.ts";
+import { TablePlan } from "./plan.ts";
+
+const golden = (name: string) =>
+  Deno.readTextFileSync(new URL(`../../testdata/firewall/${name}`, import.meta.url));
+const EMPTY = "*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
+// The reference bridge's rules (cni-plugins.md §3.4, VERIFIED).
+const REFERENCE = [
+  "*nat",
+  ":POSTROUTING ACCEPT [0:0]",
+  ":CNI-70a29d9dc18bc4d652ea5d59 - [0:0]",
+  '-A POSTROUTING -s 10.77.0.2/32 -m comment --comment "name: \\"mynet\\" id: \\"abc123\\"" -j CNI-70a29d9dc18bc4d652ea5d59',
+  '-A CNI-70a29d9dc18bc4d652ea5d59 -d 10.77.0.0/24 -m comment --comment "name: \\"mynet\\" id: \\"abc123\\"" -j ACCEPT',
+  '-A CNI-70a29d9dc18bc4d652ea5d59 ! -d 224.0.0.0/4 -m comment --comment "name: \\"mynet\\" id: \\"abc123\\"" -j MASQUERADE',
+  "COMMIT",
+].join("\n");
+
+Deno.test("planIpMasqAdd() renders the reference bridge's rules", async () => {
+  const batch = new RestoreBatch();
+  const chain = await ipMasqChainName("mynet", "abc123");
+  planIpMasqAdd(new TablePlan(parseSave(EMPTY, "nat"), batch), [parseMasqAddress("10.77.0.2/24")], {
+    chain,
+    comment: ipMasqComment("mynet", "abc123"),
+  });
+  assertEquals(batch.render(), golden("ipmasq_add_v4.rules"));
+});
+
+Deno.test("planIpMasqAdd() finds the reference's rules already present", () => {
+  const batch = new RestoreBatch();
+  planIpMasqAdd(new TablePlan(parseSave(REFERENCE, "nat"), batch), [
+    parseMasqAddress("10.77.0.2/24"),
+  ], {
+    chain: "CNI-70a29d9dc18bc4d652ea5d59",
+    comment: ipMasqComment("mynet", "abc123"),
+  });
+  assertEquals(batch.isEmpty, true);
+});
+
+Deno.test("planIpMasqDel() removes the chain and its jump by name alone", () => {
+  const batch = new RestoreBatch();
+  assertEquals(
+    planIpMasqDel(
+      new TablePlan(parseSave(REFERENCE, "nat"), batch),
+      "CNI-70a29d9dc18bc4d652ea5d59",
+    ),
+    true,
+  );
+  assertEquals(batch.render().split("\n").slice(1, 4).map((l) => l.slice(0, 2)), [
+    "-D",
+    "-F",
+    "-X",
+  ]);
+});
+
+Deno.test("parseMasqAddress() needs ip/prefix", () => {
+  assertEquals(parseMasqAddress("fd77::2/64").prefix, 64);
+  assertThrows(() => parseMasqAddress("10.0.0.2"), RangeError);
+  assertThrows(() => parseMasqAddress("10.0.0.2/33"), RangeError);
+});
+
+Deno.test("nftMasqAdd() renders the reference's nftables fixture", () => {
+  const tx = new NftTransaction();
+  nftMasqAdd(tx, [parseMasqAddress("192.168.1.1/24"), parseMasqAddress("2001:db8::2/64")], {
+    comment: nftMasqComment("6fd94d501e58f0aa-287fc69eff0574a2", "unit-test", {
+      ifName: "eth0",
+      containerId: "one",
+    }),
+  });
+  assertEquals(tx.render(), golden("ipmasq_add.nft"));
+});
+
+Deno.test("setupIpMasq() and teardownIpMasq() use one save and one restore per family", async () => {
+  const execer = new RecordingExecer((call) => ({
+    code: 0,
+    stdout: call.cmd.endsWith("save") ? (call.cmd.startsWith("ip6") ? EMPTY : REFERENCE) : "",
+    stderr: "",
+  }));
+  await setupIpMasq("mynet", ["10.77.0.2/24", "fd77::2/64"], {
+    containerId: "abc123",
+    execer,
+    lockPath: "",
+  });
+  assertEquals(execer.calls.map((c) => c.cmd).sort(), [
+    "ip6tables-restore",
+    "ip6tables-save",
+    "iptables-save",
+  ]);
+  const del = new RecordingExecer((call) => ({
+    code: 0,
+    stdout: call.cmd.endsWith("save") ? REFERENCE : "",
+    stderr: "",
+  }));
+  await teardownIpMasq("mynet", { containerId: "abc123", execer: del, lockPath: "" });
+  assertEquals(del.calls.filter((c) => c.cmd.endsWith("restore")).length, 2);
+});
+
+Deno.test({
+  name:
+    "setupIpMasq() leaves the reference bridge's exact rules and teardownIpMasq() removes them (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using ns = await createNetns("cbx-fw");
+    const execer: Execer = {
+      run: (cmd, args, options) => sh("ip", ["netns", "exec", ns.name, cmd, ...args], options),
+    };
+    await setupIpMasq("mynet", ["10.77.0.2/24", "fd77::2/64"], { containerId: "abc123", execer });
+    await setupIpMasq("mynet", ["10.77.0.2/24", "fd77::2/64"], { containerId: "abc123", execer });
+    const v4 = (await ns.exec("iptables-save", ["-t", "nat"])).stdout.split("\n").filter((l) =>
+      l.startsWith("-A") || l.startsWith(":CNI")
+    );
+    assertEquals(
+      v4,
+      REFERENCE.split("\n").filter((l) => l.startsWith("-A") || l.startsWith(":CNI")),
+    );
+    const v6 = (await ns.exec("ip6tables-save", ["-t", "nat"])).stdout;
+    assertEquals(v6.includes("-A CNI-70a29d9dc18bc4d652ea5d59 ! -d ff00::/8 -m comment"), true);
+    assertEquals(v6.includes("-A POSTROUTING -s fd77::2/128 -m comment"), true);
+    await teardownIpMasq("mynet", { containerId: "abc123", execer });
+    for (const tool of ["iptables-save", "ip6tables-save"]) {
+      assertEquals((await ns.exec(tool, ["-t", "nat"])).stdout.includes("CNI-"), false);
+    }
+  },
+});

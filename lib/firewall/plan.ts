@@ -1,0 +1,175 @@
+/**
+ * Idempotent operations on one table, decided against one `iptables-save`
+ * listing and collected into a {@linkcode RestoreBatch}: "ensure this chain",
+ * "ensure this rule at the top", "append unless present", "replace my own
+ * chain", "delete if present". The plan keeps its own copy of the listing
+ * up to date, so later steps see earlier ones.
+ *
+ * @module
+ */
+import {
+  renderRule,
+  type RestoreBatch,
+  type Rule,
+  type SaveTable,
+  tokenizeRule,
+} from "./iptables.ts";
+
+/** Where {@linkcode TablePlan.ensureRule} puts a missing rule. */
+export type RulePosition = "first" | "last";
+
+const BUILTIN_CHAINS = new Set(["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]);
+
+/**
+ * True if a listed rule and a planned rule are the same: equal text, or the
+ * same tokens in another order (`iptables-save` moves `-s`/`-d`/`-i`/`-o`/`-p`
+ * ahead of matches that users give in a different order, e.g. conditions).
+ */
+export function sameRule(listed: string, rule: Rule | string): boolean {
+  const text = typeof rule === "string" ? rule : renderRule(rule);
+  if (listed === text) return true;
+  const x = optionGroups(listed);
+  const y = optionGroups(text);
+  return x.length === y.length && x.every((group, i) => group === y[i]);
+}
+
+/** A rule as sorted option groups (`! -o br`, `-s 10.0.0.2/32`), so order does not matter but pairing does. */
+function optionGroups(text: string): string[] {
+  const groups: string[][] = [];
+  let negate = false;
+  for (const token of tokenizeRule(text)) {
+    if (token === "!") {
+      negate = true;
+    } else if (token.startsWith("-") || groups.length === 0) {
+      groups.push(negate ? ["!", token] : [token]);
+      negate = false;
+    } else {
+      groups[groups.length - 1].push(token);
+    }
+  }
+  return groups.map((group) => JSON.stringify(group)).sort();
+}
+
+/**
+ * Plans changes to one table of one family. Decisions are made against the
+ * snapshot; the batch holds only what is missing or present-and-unwanted.
+ *
+ * @example Usage
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { parseSave, RestoreBatch } from "./iptables.ts";
+ * const batch = new RestoreBatch();
+ * const plan = new TablePlan(parseSave("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n", "filter"), batch);
+ * plan.ensureChain("CNI-FORWARD");
+ * plan.ensureRule("FORWARD", ["-j", "CNI-FORWARD"], { position: "first" });
+ * plan.ensureRule("FORWARD", ["-j", "CNI-FORWARD"], { position: "first" });
+ * assertEquals(batch.render(), "*filter\n-N CNI-FORWARD\n-I FORWARD 1 -j CNI-FORWARD\nCOMMIT\n");
+ * ```
+ */
+export class TablePlan {
+  readonly #chains: Map<string, string[]>;
+  readonly #batch: RestoreBatch;
+  readonly #table: SaveTable["table"];
+
+  constructor(snapshot: SaveTable, batch: RestoreBatch) {
+    this.#table = snapshot.table;
+    this.#chains = new Map([...snapshot.chains].map(([name, rules]) => [name, [...rules]]));
+    this.#batch = batch;
+  }
+
+  /** The batch this plan writes to. */
+  get batch(): RestoreBatch {
+    return this.#batch;
+  }
+
+  /** True if the chain exists (or is built in). */
+  hasChain(chain: string): boolean {
+    return this.#chains.has(chain) || BUILTIN_CHAINS.has(chain);
+  }
+
+  /** The chain's rules as `iptables-save` prints them (empty if it does not exist). */
+  rules(chain: string): readonly string[] {
+    return this.#chains.get(chain) ?? [];
+  }
+
+  /** Index of `rule` in `chain` (see {@linkcode sameRule}), or -1. */
+  indexOf(chain: string, rule: Rule | string): number {
+    const text = typeof rule === "string" ? rule : renderRule(rule);
+    const rules = this.rules(chain);
+    const exact = rules.indexOf(text);
+    return exact !== -1 ? exact : rules.findIndex((r) => sameRule(r, text));
+  }
+
+  /** True if `chain` holds `rule` (the `-C` question, answered from the listing). */
+  hasRule(chain: string, rule: Rule | string): boolean {
+    return this.indexOf(chain, rule) !== -1;
+  }
+
+  /** Creates a shared chain with `-N` if it is missing. Never flushes. */
+  ensureChain(chain: string): void {
+    if (this.hasChain(chain)) return;
+    this.#batch.createChain(this.#table, chain);
+    this.#chains.set(chain, []);
+  }
+
+  /** Inserts (at the top) or appends `rule` unless `chain` already holds it anywhere. */
+  ensureRule(chain: string, rule: Rule, options: { position?: RulePosition } = {}): void {
+    if (this.hasRule(chain, rule)) return;
+    const text = renderRule(rule);
+    const rules = this.#chains.get(chain) ?? [];
+    this.#chains.set(chain, rules);
+    if (options.position === "first") {
+      this.#batch.insert(this.#table, chain, rule);
+      rules.unshift(text);
+    } else {
+      this.#batch.append(this.#table, chain, rule);
+      rules.push(text);
+    }
+  }
+
+  /** Deletes one copy of `rule` from `chain` if present; returns whether it did. */
+  deleteRule(chain: string, rule: Rule | string): boolean {
+    const index = this.indexOf(chain, rule);
+    if (index === -1) return false;
+    const rules = this.#chains.get(chain)!;
+    this.#batch.delete(this.#table, chain, rules[index]);
+    rules.splice(index, 1);
+    return true;
+  }
+
+  /** Rules of `chain` whose target is `target` (`... -j target`), as listed. */
+  jumpsTo(chain: string, target: string): string[] {
+    return this.rules(chain).filter((rule) =>
+      rule === `-j ${target}` || rule.endsWith(` -j ${target}`)
+    );
+  }
+
+  /**
+   * Makes an owned (per-container) chain hold exactly `rules`: declares it
+   * (creating or flushing it) and appends them, unless it already holds
+   * exactly those rules.
+   */
+  replaceChain(chain: string, rules: readonly Rule[]): void {
+    const wanted = rules.map(renderRule);
+    const have = this.#chains.get(chain);
+    if (have && have.length === wanted.length && have.every((r, i) => r === wanted[i])) return;
+    this.#batch.declareChain(this.#table, chain);
+    for (const rule of rules) this.#batch.append(this.#table, chain, rule);
+    this.#chains.set(chain, wanted);
+  }
+
+  /**
+   * Removes an owned chain if it exists: deletes every rule jumping to it
+   * from `referencedFrom`, flushes it and deletes it. Returns whether it existed.
+   */
+  removeChain(chain: string, options: { referencedFrom?: readonly string[] } = {}): boolean {
+    for (const from of options.referencedFrom ?? []) {
+      for (const rule of this.jumpsTo(from, chain)) this.deleteRule(from, rule);
+    }
+    if (!this.#chains.has(chain)) return false;
+    this.#batch.flushChain(this.#table, chain);
+    this.#batch.deleteChain(this.#table, chain);
+    this.#chains.delete(chain);
+    return true;
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * The `firewall` CNI plugin (chained): lets each container address through
+ * the host's `FORWARD` chain via `CNI-FORWARD` (with an admin override chain
+ * jumped to first) and optionally isolates bridges from each other
+ * (`ingressPolicy`). Behaves like containernetworking/plugins v1.9.1 with
+ * the iptables backend; the firewalld (D-Bus) backend is detected but not
+ * implemented.
+ *
+ * Better than the reference: each verb reads the filter table once per
+ * family and applies all changes with one `iptables-restore` (ADD: 2
+ * processes for an IPv4 container instead of 10; DEL: 2 instead of 4, with
+ * one kernel wait); CHECK creates nothing; bad values are rejected before
+ * anything changes; GC removes address rules of containers that are gone.
+ *
+ * @module
+ */
+import { confField } from "../lib/cni/config.ts";
+import { CniError, ErrorCode } from "../lib/cni/error.ts";
+import type { CmdArgs, NetConf, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
+import { formatAddr, parsePrefixed } from "../lib/firewall/_addr.ts";
+import { prevResultOf, validAttachmentIds } from "../lib/firewall/_cni.ts";
+import { defaultExecer, type Execer } from "../lib/firewall/exec.ts";
+import { firewalldRunning } from "../lib/firewall/firewalld.ts";
+import {
+  checkForward,
+  containerRules,
+  DEFAULT_ADMIN_CHAIN,
+  FORWARD_CHAIN,
+  type IngressPolicy,
+  planForwardAdd,
+  planForwardDel,
+} from "../lib/firewall/forward.ts";
+import { type Family, readTable, RestoreBatch, tokenizeRule } from "../lib/firewall/iptables.ts";
+import { TablePlan } from "../lib/firewall/plan.ts";
+import { transact } from "../lib/firewall/transaction.ts";
+import { validateChainName, validateInterfaceName } from "../lib/firewall/validate.ts";
+
+/** The firewall plugin's settings after validation. */
+export interface FirewallConf {
+  /** Admin override chain (`iptablesAdminChainName`, default `CNI-ADMIN`). */
+  adminChain: string;
+  ingressPolicy: IngressPolicy;
+  /** The backend the config asks for: `iptables`, `firewalld`, or undefined (auto). */
+  backend?: "iptables" | "firewalld";
+}
+
+function invalid(error: unknown): never {
+  if (error instanceof TypeError || error instanceof RangeError) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, error.message, "", { cause: error });
+  }
+  throw error;
+}
+
+/**
+ * Validates the plugin-specific keys of a firewall config. Throws
+ * `CniError` code 7 for a bad admin chain name or ingress policy.
+ *
+ * @example Usage
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * const conf = parseFirewallConf({ cniVersion: "1.0.0", name: "n", type: "firewall" });
+ * assertEquals(conf.adminChain, "CNI-ADMIN");
+ * ```
+ */
+export function parseFirewallConf(conf: NetConf): FirewallConf {
+  try {
+    const admin = confField(conf, "iptablesAdminChainName");
+    const adminChain = admin === undefined || admin === ""
+      ? DEFAULT_ADMIN_CHAIN
+      : validateChainName(admin, "iptablesAdminChainName");
+    const policy = confField(conf, "ingressPolicy") ?? "";
+    if (typeof policy !== "string") {
+      throw new TypeError(`ingressPolicy must be a string, got ${policy}`);
+    }
+    if (!["", "open", "same-bridge", "isolated"].includes(policy)) {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `unknown ingress policy: "${policy}"`);
+    }
+    // As in the reference, any other backend value means auto-detection.
+    const backend = conf.backend === "iptables" || conf.backend === "firewalld"
+      ? conf.backend
+      : undefined;
+    return { adminChain, ingressPolicy: (policy || "open") as IngressPolicy, backend };
+  } catch (error) {
+    return invalid(error);
+  }
+}
+
+/** Container addresses of a result in host form (`/32`, `/128`), by family. */
+function hostAddresses(result: Result): Map<Family, string[]> {
+  const byFamily = new Map<Family, string[]>();
+  for (const ip of result.ips ?? []) {
+    const parsed = parsePrefixed(ip.address);
+    if (!parsed) {
+      throw new CniError(
+        ErrorCode.DecodingFailure,
+        `invalid address in prevResult: "${ip.address}"`,
+      );
+    }
+    const host = `${formatAddr(parsed.addr)}/${parsed.addr.family === 4 ? 32 : 128}`;
+    const list = byFamily.get(parsed.addr.family) ?? [];
+    if (!list.includes(host)) list.push(host);
+    byFamily.set(parsed.addr.family, list);
+  }
+  return byFamily;
+}
+
+/** Dependencies of the firewall handlers (tests inject fakes). */
+export interface FirewallDeps {
+  /** Starts iptables tools. @default {defaultExecer()} */
+  execer?: Execer;
+  /** Lock file for read-decide-apply; `""` disables. @default {DEFAULT_LOCK_PATH} */
+  lockPath?: string;
+  /** Whether firewalld runs. @default {firewalldRunning} */
+  firewalld?: () => boolean;
+}
+
+/** Creates the firewall handlers with the given dependencies. */
+export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
+  const execer = () => deps.execer ?? defaultExecer();
+  const firewalld = deps.firewalld ?? firewalldRunning;
+  const tx = { lockPath: deps.lockPath };
+
+  /** Fails unless the iptables backend applies; `lenient` (DEL, GC) cleans iptables regardless. */
+  function requireIptables(conf: FirewallConf, lenient: boolean): void {
+    if (conf.backend === "iptables") return;
+    const running = firewalld();
+    if (conf.backend === "firewalld" && !running && !lenient) {
+      throw new Error(
+        'backend "firewalld" was requested but firewalld is not running (no org.fedoraproject.FirewallD1 on the system bus); use "backend": "iptables"',
+      );
+    }
+    if (running && !lenient) {
+      throw new CniError(
+        ErrorCode.UnsupportedField,
+        "the firewalld backend is not supported by cnibox",
+        `firewalld is running; set "backend": "iptables" to use iptables`,
+      );
+    }
+  }
+
+  return {
+    async add(args: CmdArgs): Promise<Result> {
+      const conf = parseFirewallConf(args.conf);
+      const prev = prevResultOf(args.conf);
+      if (!prev) throw new Error("missing prevResult from earlier plugin");
+      const result = prev.current;
+      requireIptables(conf, false);
+      const addresses = hostAddresses(result);
+      let isolation: { bridge: string; policy: "same-bridge" | "isolated" } | undefined;
+      if (conf.ingressPolicy !== "open" && addresses.size > 0) {
+        const bridge = result.interfaces?.[0]?.name;
+        if (!result.interfaces?.length) {
+          throw new Error(
+            `interface needs to be set for ingress policy "${conf.ingressPolicy}", make sure to chain "firewall" plugin with "bridge"`,
+          );
+        }
+        if (!bridge) throw new Error("got empty bridge name");
+        try {
+          isolation = {
+            bridge: validateInterfaceName(bridge, "bridge name"),
+            policy: conf.ingressPolicy,
+          };
+        } catch (error) {
+          invalid(error);
+        }
+      }
+      if (addresses.size === 0) return prev.given;
+      await transact("filter", (plan, family) => {
+        planForwardAdd(plan, {
+          adminChain: conf.adminChain,
+          addresses: addresses.get(family)!,
+          isolation,
+        });
+      }, { ...tx, execer: execer(), families: [...addresses.keys()].sort() });
+      return prev.given;
+    },
+
+    async del(args: CmdArgs): Promise<void> {
+      const conf = parseFirewallConf(args.conf);
+      const prev = prevResultOf(args.conf);
+      if (!prev) return;
+      requireIptables(conf, true);
+      const addresses = hostAddresses(prev.current);
+      if (addresses.size === 0) return;
+      await transact("filter", (plan, family) => {
+        planForwardDel(plan, addresses.get(family)!);
+      }, { ...tx, execer: execer(), families: [...addresses.keys()].sort() });
+    },
+
+    async check(args: CmdArgs): Promise<void> {
+      const conf = parseFirewallConf(args.conf);
+      const prev = prevResultOf(args.conf);
+      if (!prev) throw new Error("Required prevResult missing");
+      requireIptables(conf, false);
+      const addresses = hostAddresses(prev.current);
+      for (const family of [...addresses.keys()].sort()) {
+        const table = await readTable("filter", { family, execer: execer() });
+        const problem = checkForward(new TablePlan(table, new RestoreBatch()), {
+          adminChain: conf.adminChain,
+          addresses: addresses.get(family)!,
+        });
+        if (problem) throw new Error(problem);
+      }
+    },
+
+    async gc(args: CmdArgs): Promise<void> {
+      const conf = parseFirewallConf(args.conf);
+      requireIptables(conf, true);
+      const valid = validAttachmentIds(args.conf);
+      if (!valid) return;
+      const network = args.conf.name;
+      for (const family of [4, 6] as Family[]) {
+        let owners: Map<string, Set<string>>;
+        try {
+          owners = addressOwners(
+            await readTable("nat", { family, execer: execer() }).then((t) => t.chains),
+          );
+        } catch {
+          continue; // family unusable: nothing of ours can be there
+        }
+        const stale = [...owners].filter(([, set]) =>
+          [...set].every((owner) => {
+            const { net, id } = JSON.parse(owner) as { net: string; id: string };
+            return net === network && !valid.has(id);
+          })
+        ).map(([address]) => address);
+        if (stale.length === 0) continue;
+        await transact("filter", (plan) => {
+          for (const address of stale) {
+            for (const rule of containerRules(address)) {
+              while (plan.deleteRule(FORWARD_CHAIN, rule)) { /* every copy */ }
+            }
+          }
+        }, { ...tx, execer: execer(), families: [family] });
+      }
+    },
+  };
+}
+
+const MASQ_COMMENT = /^name: "([^"\\]*)" id: "([^"\\]*)"$/;
+const DNAT_COMMENT = /^dnat name: "([^"\\]*)" id: "([^"\\]*)"$/;
+
+/**
+ * Which (network, container) pairs claim each container address, from the
+ * nat table: bridge ipMasq jumps (`-s <ip>/32 ... name: "<net>" id: "<id>"`)
+ * and portmap DNAT targets (`--to-destination <ip>:<port>` in a chain whose
+ * entry rule says `dnat name: "<net>" id: "<id>"`). Keys are host-form
+ * addresses; values are JSON `{net, id}` strings.
+ */
+export function addressOwners(nat: Map<string, string[]>): Map<string, Set<string>> {
+  const owners = new Map<string, Set<string>>();
+  const claim = (address: string, net: string, id: string) => {
+    const set = owners.get(address) ?? new Set<string>();
+    set.add(JSON.stringify({ net, id }));
+    owners.set(address, set);
+  };
+  const value = (tokens: string[], option: string) => {
+    const i = tokens.indexOf(option);
+    return i === -1 ? undefined : tokens[i + 1];
+  };
+  for (const rule of nat.get("POSTROUTING") ?? []) {
+    const tokens = tokenizeRule(rule);
+    const match = MASQ_COMMENT.exec(value(tokens, "--comment") ?? "");
+    const at = tokens.indexOf("-s");
+    if (match && at !== -1 && tokens[at - 1] !== "!") claim(tokens[at + 1], match[1], match[2]);
+  }
+  for (const rule of nat.get("CNI-HOSTPORT-DNAT") ?? []) {
+    const tokens = tokenizeRule(rule);
+    const match = DNAT_COMMENT.exec(value(tokens, "--comment") ?? "");
+    const chain = value(tokens, "-j");
+    if (!match || !chain) continue;
+    for (const inner of nat.get(chain) ?? []) {
+      const target = value(tokenizeRule(inner), "--to-destination");
+      const host = target?.replace(/^\[(.*)\]:\d+$/, "$1").replace(/^([0-9.]+):\d+$/, "$1");
+      const parsed = host ? parsePrefixed(`${host}/${host.includes(":") ? 128 : 32}`) : undefined;
+      if (parsed) {
+        claim(
+          `${formatAddr(parsed.addr)}/${parsed.addr.family === 4 ? 32 : 128}`,
+          match[1],
+          match[2],
+        );
+      }
+    }
+  }
+  return owners;
+}
+
+/** The firewall plugin (CNI 0.4.0 and later). */
+export const plugin: Plugin = {
+  name: "firewall",
+  supportedVersions: ["0.4.0", "1.0.0", "1.1.0"],
+  funcs: firewallFuncs(),
+};

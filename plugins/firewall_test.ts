@@ -1,0 +1,446 @@
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
+import { CniError } from "../lib/cni/error.ts";
+import { parseNetConf } from "../lib/cni/config.ts";
+import type { CmdArgs, Command } from "../lib/cni/types.ts";
+import { type ExecCall, RecordingExecer } from "../lib/firewall/exec.ts";
+import type { Family } from "../lib/firewall/iptables.ts";
+import { createNetns, ROOT } from "../lib/testing/netns.ts";
+import {
+  HAVE_REFERENCE,
+  type PluginCall,
+  runOurs,
+  runReference,
+  runScenario,
+  saves,
+  type Scenario,
+} from "../testdata/firewall/harness.ts";
+import { addressOwners, type FirewallDeps, firewallFuncs, parseFirewallConf } from "./firewall.ts";
+
+const golden = (name: string) =>
+  Deno.readTextFileSync(new URL(`../testdata/firewall/${name}`, import.meta.url));
+const EMPTY_FILTER =
+  "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+const SANDBOX = "/var/run/netns/cbx-fw-container";
+// What the reference 1.1.1 left after ADD of 10.99.0.8 (nomad-and-podman.md, podman run).
+const REFERENCE_FILTER = [
+  "*filter",
+  ":INPUT ACCEPT [0:0]",
+  ":FORWARD ACCEPT [0:0]",
+  ":OUTPUT ACCEPT [0:0]",
+  ":CNI-FORWARD - [0:0]",
+  ":NOMAD-ADMIN - [0:0]",
+  '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+  '-A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j NOMAD-ADMIN',
+  "-A CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+  "-A CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT",
+  "COMMIT",
+].join("\n");
+
+function prevResult(addresses: string[], options: { version?: string; bridge?: string } = {}) {
+  const version = options.version ?? "1.0.0";
+  return {
+    cniVersion: version,
+    interfaces: [{ name: options.bridge ?? "cni-test1" }, { name: "veth1" }, {
+      name: "eth0",
+      sandbox: SANDBOX,
+    }],
+    ips: addresses.map((address) => ({
+      interface: 2,
+      address,
+      ...(version === "0.4.0" ? { version: address.includes(":") ? "6" : "4" } : {}),
+    })),
+  };
+}
+
+function conf(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { cniVersion: "1.0.0", name: "mynet", type: "firewall", ...extra };
+}
+
+function cmdArgs(command: Command, config: Record<string, unknown>): CmdArgs {
+  const stdinData = new TextEncoder().encode(JSON.stringify(config));
+  return {
+    command,
+    containerId: "abc123",
+    netns: SANDBOX,
+    ifName: "eth0",
+    args: "",
+    path: [],
+    netnsOverride: false,
+    stdinData,
+    conf: parseNetConf(stdinData),
+    env: {},
+  };
+}
+
+function fakeDeps(
+  listings: Partial<Record<string, string>> = {},
+  firewalld = false,
+): FirewallDeps & { execer: RecordingExecer } {
+  const execer = new RecordingExecer((call: ExecCall) => {
+    const family: Family = call.cmd.startsWith("ip6") ? 6 : 4;
+    if (call.cmd.endsWith("-save")) {
+      return { code: 0, stdout: listings[`${family} ${call.args[1]}`] ?? EMPTY_FILTER, stderr: "" };
+    }
+    return { code: 0, stdout: "", stderr: "" };
+  });
+  return { execer, lockPath: "", firewalld: () => firewalld };
+}
+
+Deno.test("parseFirewallConf() defaults to CNI-ADMIN, open and auto-detection", () => {
+  assertEquals(parseFirewallConf(parseNetConf(JSON.stringify(conf({ backend: "nope" })))), {
+    adminChain: "CNI-ADMIN",
+    ingressPolicy: "open",
+    backend: undefined,
+  });
+});
+
+Deno.test("parseFirewallConf() rejects admin chain names iptables would misread, with code 7", () => {
+  for (const name of ["MY ADMIN", 'MY"ADMIN', "MY'ADMIN", "A".repeat(29), "-X", "FORWARD"]) {
+    let error: unknown;
+    try {
+      parseFirewallConf(parseNetConf(JSON.stringify(conf({ iptablesAdminChainName: name }))));
+    } catch (e) {
+      error = e;
+    }
+    assert(error instanceof CniError, name);
+    assertEquals(error.code, 7);
+    assertStringIncludes(error.message, "iptablesAdminChainName");
+  }
+});
+
+Deno.test("parseFirewallConf() rejects an unknown ingress policy with the reference's message", () => {
+  try {
+    parseFirewallConf(parseNetConf(JSON.stringify(conf({ ingressPolicy: "closed" }))));
+    throw new Error("accepted");
+  } catch (error) {
+    assert(error instanceof CniError);
+    assertEquals([error.code, error.message], [7, 'unknown ingress policy: "closed"']);
+  }
+});
+
+Deno.test("firewall ADD plans all rules of a family into one restore", async () => {
+  const deps = fakeDeps();
+  const config = conf({
+    iptablesAdminChainName: "NOMAD-ADMIN",
+    ingressPolicy: "isolated",
+    prevResult: prevResult(["172.26.64.5/20"], { bridge: "nomad" }),
+  });
+  const result = await firewallFuncs(deps).add(cmdArgs("ADD", config));
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables-save", "iptables-restore"]);
+  assertEquals(deps.execer.calls[1].stdin, golden("forward_add_isolated.rules"));
+  assertEquals(result.ips?.[0].address, "172.26.64.5/20");
+});
+
+Deno.test("firewall ADD changes nothing when the reference's rules are there", async () => {
+  const deps = fakeDeps({ "4 filter": REFERENCE_FILTER });
+  await firewallFuncs(deps).add(
+    cmdArgs(
+      "ADD",
+      conf({ iptablesAdminChainName: "NOMAD-ADMIN", prevResult: prevResult(["10.99.0.8/24"]) }),
+    ),
+  );
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables-save"]);
+});
+
+Deno.test("firewall ADD needs prevResult, and interfaces for an ingress policy", async () => {
+  const funcs = firewallFuncs(fakeDeps());
+  await assertRejects(
+    () => funcs.add(cmdArgs("ADD", conf())),
+    Error,
+    "missing prevResult from earlier plugin",
+  );
+  const noInterfaces = { cniVersion: "1.0.0", ips: [{ address: "10.0.0.2/24" }] };
+  await assertRejects(
+    () =>
+      funcs.add(cmdArgs("ADD", conf({ ingressPolicy: "same-bridge", prevResult: noInterfaces }))),
+    Error,
+    'interface needs to be set for ingress policy "same-bridge", make sure to chain "firewall" plugin with "bridge"',
+  );
+});
+
+Deno.test("firewall DEL removes the address rules it finds and starts nothing without prevResult", async () => {
+  const deps = fakeDeps({ "4 filter": REFERENCE_FILTER });
+  await firewallFuncs(deps).del(cmdArgs("DEL", conf()));
+  assertEquals(deps.execer.calls, []);
+  await firewallFuncs(deps).del(cmdArgs("DEL", conf({ prevResult: prevResult(["10.99.0.8/24"]) })));
+  assertEquals(
+    deps.execer.calls[1].stdin,
+    "*filter\n-D CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-D CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT\nCOMMIT\n",
+  );
+});
+
+Deno.test("firewall CHECK reports the first missing rule and creates nothing", async () => {
+  const deps = fakeDeps({ "4 filter": REFERENCE_FILTER });
+  const funcs = firewallFuncs(deps);
+  await funcs.check!(
+    cmdArgs(
+      "CHECK",
+      conf({ iptablesAdminChainName: "NOMAD-ADMIN", prevResult: prevResult(["10.99.0.8/24"]) }),
+    ),
+  );
+  await assertRejects(
+    () => funcs.check!(cmdArgs("CHECK", conf({ prevResult: prevResult(["10.99.0.8/24"]) }))),
+    Error,
+    "expected CNI-FORWARD rule [-m comment --comment CNI firewall plugin admin overrides -j CNI-ADMIN] not found",
+  );
+  await assertRejects(
+    () => funcs.check!(cmdArgs("CHECK", conf())),
+    Error,
+    "Required prevResult missing",
+  );
+  assertEquals(deps.execer.calls.every((c) => c.cmd === "iptables-save"), true);
+});
+
+Deno.test("firewall backend detection: firewalld is refused clearly, iptables is used otherwise", async () => {
+  const config = (backend?: string) =>
+    conf({ ...(backend ? { backend } : {}), prevResult: prevResult(["10.0.0.2/24"]) });
+  await assertRejects(
+    () => firewallFuncs(fakeDeps({}, false)).add(cmdArgs("ADD", config("firewalld"))),
+    Error,
+    'backend "firewalld" was requested but firewalld is not running',
+  );
+  const unsupported = await assertRejects(
+    () => firewallFuncs(fakeDeps({}, true)).add(cmdArgs("ADD", config())),
+    CniError,
+  );
+  assertEquals(unsupported.code, 2);
+  const explicit = fakeDeps({}, true);
+  await firewallFuncs(explicit).add(cmdArgs("ADD", config("iptables")));
+  assertEquals(explicit.execer.calls.length, 2);
+  // DEL still cleans up what iptables holds.
+  await firewallFuncs(fakeDeps({}, true)).del(cmdArgs("DEL", config()));
+});
+
+const NAT_OWNERS = [
+  "*nat",
+  ":POSTROUTING ACCEPT [0:0]",
+  ":CNI-HOSTPORT-DNAT - [0:0]",
+  ":CNI-DN-1 - [0:0]",
+  '-A POSTROUTING -s 10.99.0.8/32 -m comment --comment "name: \\"mynet\\" id: \\"gone\\"" -j CNI-aaa',
+  '-A POSTROUTING -s 10.99.0.9/32 -m comment --comment "name: \\"mynet\\" id: \\"keep\\"" -j CNI-bbb',
+  '-A POSTROUTING ! -s 10.99.0.7/32 -m comment --comment "name: \\"mynet\\" id: \\"odd\\"" -j CNI-ccc',
+  '-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"other\\" id: \\"x\\"" -m multiport --dports 80 -j CNI-DN-1',
+  "-A CNI-DN-1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.99.0.10:80",
+  "COMMIT",
+].join("\n");
+
+Deno.test("addressOwners() reads owners from ipMasq and portmap rules", () => {
+  const chains = new Map<string, string[]>();
+  for (const line of NAT_OWNERS.split("\n")) {
+    const m = /^-A (\S+) (.*)$/.exec(line);
+    if (m) chains.set(m[1], [...(chains.get(m[1]) ?? []), m[2]]);
+  }
+  const owners = addressOwners(chains);
+  assertEquals([...owners.keys()].sort(), ["10.99.0.10/32", "10.99.0.8/32", "10.99.0.9/32"]);
+  assertEquals([...owners.get("10.99.0.10/32")!], ['{"net":"other","id":"x"}']);
+});
+
+Deno.test("firewall GC removes address rules only of this network's gone containers", async () => {
+  const filter = REFERENCE_FILTER.replace(
+    "COMMIT",
+    "-A CNI-FORWARD -s 10.99.0.9/32 -j ACCEPT\n-A CNI-FORWARD -s 10.99.0.10/32 -j ACCEPT\nCOMMIT",
+  );
+  const deps = fakeDeps({ "4 nat": NAT_OWNERS, "4 filter": filter, "6 nat": "", "6 filter": "" });
+  await firewallFuncs(deps).gc!(cmdArgs(
+    "GC",
+    conf({
+      cniVersion: "1.1.0",
+      "cni.dev/valid-attachments": [{ containerID: "keep", ifname: "eth0" }],
+    }),
+  ));
+  const restore = deps.execer.calls.find((c) => c.cmd === "iptables-restore");
+  assertEquals(
+    restore?.stdin,
+    "*filter\n-D CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-D CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT\nCOMMIT\n",
+  );
+});
+
+// ---------------------------------------------------------------- side by side with the reference (root)
+
+const REF = HAVE_REFERENCE && ROOT;
+
+function fwCall(
+  command: PluginCall["command"],
+  extra: Record<string, unknown>,
+  containerId = "abc123",
+): PluginCall {
+  return { plugin: "firewall", command, containerId, conf: conf(extra) };
+}
+
+// Upstream (v1.9.1) comments the shared isolation rules "(ingressPolicy: same-bridge|isolated)";
+// the reference binary here (1.1.1) predates "isolated" and says "(ingressPolicy: same-bridge)".
+const asReference = (save: string) =>
+  save.replaceAll("(ingressPolicy: same-bridge|isolated)", "(ingressPolicy: same-bridge)");
+
+const SCENARIOS: Record<string, Record<string, unknown>> = {
+  "single stack": { prevResult: prevResult(["10.77.0.3/24"]) },
+  "dual stack, two addresses": { prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]) },
+  "Nomad: 0.4.0 with NOMAD-ADMIN": {
+    cniVersion: "0.4.0",
+    name: "nomad",
+    backend: "iptables",
+    iptablesAdminChainName: "NOMAD-ADMIN",
+    prevResult: prevResult(["172.26.64.5/20"], { version: "0.4.0", bridge: "nomad" }),
+  },
+  "ingressPolicy same-bridge": {
+    ingressPolicy: "same-bridge",
+    iptablesAdminChainName: "MY-ADMIN",
+    prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+  },
+};
+
+for (const [name, extra] of Object.entries(SCENARIOS)) {
+  Deno.test({
+    name: `firewall ADD/DEL leave the reference's exact rules: ${name} (kernel, reference)`,
+    ignore: !REF,
+    async fn() {
+      const scenario: Scenario = { add: [fwCall("ADD", extra)], del: [fwCall("DEL", extra)] };
+      const run = (adder: typeof runOurs, deleter: typeof runOurs) =>
+        runScenario(scenario, { adder, deleter, createNetns });
+      const ref = await run(runReference, runReference);
+      const ours = await run(runOurs, runOurs);
+      assertEquals(asReference(ours.afterAdd), ref.afterAdd);
+      assertEquals(asReference(ours.afterDel), ref.afterDel);
+      assertEquals((await run(runReference, runOurs)).afterDel, ref.afterDel);
+      assertEquals(asReference((await run(runOurs, runReference)).afterDel), ref.afterDel);
+      const families = new Set(
+        (extra.prevResult as { ips: { address: string }[] }).ips.map((ip) =>
+          ip.address.includes(":")
+        ),
+      );
+      for (const p of ours.processes) {
+        assert(p.count <= 2 * families.size, `${p.command}: ${p.count} processes`);
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "firewall ADD for a second bridge and container matches the reference (kernel, reference)",
+  ignore: !REF,
+  async fn() {
+    const first = {
+      ingressPolicy: "same-bridge",
+      prevResult: prevResult(["10.77.0.3/24"], { bridge: "cni-test0" }),
+    };
+    const second = {
+      ingressPolicy: "same-bridge",
+      prevResult: prevResult(["10.78.0.2/24"], { bridge: "cni-test1" }),
+    };
+    const scenario: Scenario = {
+      add: [fwCall("ADD", first, "c1"), fwCall("ADD", second, "c2")],
+      del: [fwCall("DEL", first, "c1")],
+    };
+    const ref = await runScenario(scenario, {
+      adder: runReference,
+      deleter: runReference,
+      createNetns,
+    });
+    const ours = await runScenario(scenario, { adder: runOurs, deleter: runOurs, createNetns });
+    assertEquals(asReference(ours.afterAdd), ref.afterAdd);
+    assertEquals(asReference(ours.afterDel), ref.afterDel);
+  },
+});
+
+Deno.test({
+  name: "firewall isolated policy drops traffic within the bridge too (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    const out = await runOurs(
+      host,
+      fwCall("ADD", {
+        ingressPolicy: "isolated",
+        prevResult: prevResult(["10.77.0.3/24"], { bridge: "br-iso" }),
+      }),
+    );
+    assertEquals(out.code, 0, out.stdout);
+    const v4 = (await saves(host)).split("--- ip6tables ---")[0];
+    const stage1 = v4.split("\n").filter((l) => l.startsWith("-A CNI-ISOLATION-STAGE-1"));
+    assertEquals(stage1, [
+      '-A CNI-ISOLATION-STAGE-1 -i br-iso -o br-iso -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j DROP',
+      '-A CNI-ISOLATION-STAGE-1 -i br-iso ! -o br-iso -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j CNI-ISOLATION-STAGE-2',
+      '-A CNI-ISOLATION-STAGE-1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN',
+    ]);
+    assertEquals(v4.indexOf("-j CNI-ISOLATION-STAGE-1") < v4.indexOf("-j CNI-FORWARD"), true);
+  },
+});
+
+Deno.test({
+  name: "firewall bad admin chain names fail with code 7 and change no rule (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    assertEquals(
+      (await runOurs(host, fwCall("ADD", { prevResult: prevResult(["10.77.0.3/24"]) }))).code,
+      0,
+    );
+    const before = await saves(host);
+    for (const name of ["MY ADMIN", 'MY"ADMIN', "MY-ADMIN\n-A FORWARD", "A".repeat(29)]) {
+      const out = await runOurs(
+        host,
+        fwCall(
+          "ADD",
+          { iptablesAdminChainName: name, prevResult: prevResult(["10.77.0.4/24"]) },
+          "bad",
+        ),
+      );
+      assertEquals([out.code, JSON.parse(out.stdout).code], [1, 7], out.stdout);
+      assertEquals(out.calls, []);
+      assertEquals(await saves(host), before);
+    }
+  },
+});
+
+Deno.test({
+  name: "firewall CHECK passes after ADD and names the missing rule after DEL (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    const extra = { prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]) };
+    assertEquals((await runOurs(host, fwCall("ADD", extra))).code, 0);
+    assertEquals((await runOurs(host, fwCall("CHECK", extra))).code, 0);
+    assertEquals((await runOurs(host, fwCall("DEL", extra))).code, 0);
+    const check = await runOurs(host, fwCall("CHECK", extra));
+    assertEquals(
+      JSON.parse(check.stdout).msg,
+      "expected rule [-d 10.77.0.3/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT] not found",
+    );
+  },
+});
+
+Deno.test({
+  name: "firewall GC removes address rules of gone containers, known from portmap's DNAT (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    for (
+      const [id, ip, port] of [["keep", "10.77.0.3/24", 81], ["gone", "10.77.0.4/24", 82]] as const
+    ) {
+      const prev = prevResult([ip]);
+      assertEquals((await runOurs(host, fwCall("ADD", { prevResult: prev }, id))).code, 0);
+      const pm: PluginCall = {
+        plugin: "portmap",
+        command: "ADD",
+        containerId: id,
+        conf: {
+          ...conf({ type: "portmap" }),
+          prevResult: prev,
+          runtimeConfig: { portMappings: [{ hostPort: port, containerPort: 80, protocol: "tcp" }] },
+        },
+      };
+      assertEquals((await runOurs(host, pm)).code, 0);
+    }
+    const gc = await runOurs(
+      host,
+      fwCall("GC", {
+        cniVersion: "1.1.0",
+        "cni.dev/valid-attachments": [{ containerID: "keep", ifname: "eth0" }],
+      }),
+    );
+    assertEquals([gc.code, gc.stdout], [0, ""]);
+    const v4 = (await saves(host)).split("--- ip6tables ---")[0];
+    assertStringIncludes(v4, "-A CNI-FORWARD -s 10.77.0.3/32 -j ACCEPT");
+    assertEquals(v4.includes("10.77.0.4/32"), false);
+  },
+});

@@ -1,0 +1,804 @@
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
+import { CniError } from "../lib/cni/error.ts";
+import { parseNetConf } from "../lib/cni/config.ts";
+import type { CmdArgs, Command, Result } from "../lib/cni/types.ts";
+import { type ExecCall, RecordingExecer } from "../lib/firewall/exec.ts";
+import { formatAddr } from "../lib/firewall/_addr.ts";
+import type { Family } from "../lib/firewall/iptables.ts";
+import { createNetns, ROOT } from "../lib/testing/netns.ts";
+import {
+  HAVE_REFERENCE,
+  type PluginCall,
+  runOurs,
+  runReference,
+  runScenario,
+  saves,
+  type Scenario,
+} from "../testdata/firewall/harness.ts";
+import { parsePortmapConf, type PortmapDeps, portmapFuncs, routingInterface } from "./portmap.ts";
+
+const golden = (name: string) =>
+  Deno.readTextFileSync(new URL(`../testdata/firewall/${name}`, import.meta.url));
+const EMPTY_NAT =
+  "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
+const SANDBOX = "/var/run/netns/cbx-fw-container";
+
+function prevResult(addresses: string[], version = "1.0.0"): Record<string, unknown> {
+  return {
+    cniVersion: version,
+    interfaces: [{ name: "cni-test1" }, { name: "veth1" }, { name: "eth0", sandbox: SANDBOX }],
+    ips: addresses.map((address) => ({
+      interface: 2,
+      address,
+      ...(version === "0.4.0" ? { version: address.includes(":") ? "6" : "4" } : {}),
+    })),
+  };
+}
+
+const MAPPINGS = [
+  { hostPort: 8080, containerPort: 80, protocol: "tcp" },
+  { hostPort: 5353, containerPort: 53, protocol: "udp" },
+  { hostPort: 8443, containerPort: 443, protocol: "tcp", hostIP: "192.0.2.10" },
+  { hostPort: 9000, containerPort: 9000, protocol: "tcp", hostIP: "2001:db8::10" },
+];
+
+function conf(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { cniVersion: "1.0.0", name: "mynet", type: "portmap", ...extra };
+}
+
+function cmdArgs(
+  command: Command,
+  config: Record<string, unknown>,
+  containerId = "abc123",
+): CmdArgs {
+  const stdinData = new TextEncoder().encode(JSON.stringify(config));
+  return {
+    command,
+    containerId,
+    netns: SANDBOX,
+    ifName: "eth0",
+    args: "",
+    path: ["/usr/lib/cni"],
+    netnsOverride: false,
+    stdinData,
+    conf: parseNetConf(stdinData),
+    env: {},
+  };
+}
+
+/** A fake iptables: `iptables-save` prints `listings[family]`, restores succeed. */
+function fakeDeps(listings: Partial<Record<Family, string>> = {}): PortmapDeps & {
+  execer: RecordingExecer;
+  flushed: [number[], Family][];
+  localnet: string[];
+} {
+  const execer = new RecordingExecer((call: ExecCall) => {
+    const family: Family = call.cmd.startsWith("ip6") ? 6 : 4;
+    if (call.cmd.endsWith("-save")) {
+      return { code: 0, stdout: listings[family] ?? EMPTY_NAT, stderr: "" };
+    }
+    return { code: 0, stdout: "", stderr: "" };
+  });
+  const flushed: [number[], Family][] = [];
+  const localnet: string[] = [];
+  return {
+    execer,
+    flushed,
+    localnet,
+    lockPath: "",
+    probe: { iptables: () => true, nftables: () => true },
+    flushConntrack: (ports, family) => {
+      flushed.push([ports, family]);
+      return Promise.resolve();
+    },
+    enableRouteLocalnet: (addr) => {
+      localnet.push(formatAddr(addr));
+      return Promise.resolve();
+    },
+  };
+}
+
+async function cniError(promise: Promise<unknown>): Promise<CniError> {
+  return await assertRejects(() => promise, CniError);
+}
+
+Deno.test("parsePortmapConf() reads Nomad's PascalCase mappings and empty HostIP", () => {
+  const parsed = parsePortmapConf(
+    parseNetConf(JSON.stringify(conf({
+      runtimeConfig: {
+        portMappings: [{ HostPort: 28080, ContainerPort: 8080, Protocol: "tcp", HostIP: "" }],
+      },
+    }))),
+    { ifName: "eth0", probe: { iptables: () => true, nftables: () => true } },
+  );
+  assertEquals(parsed.mappings, [{ hostPort: 28080, containerPort: 8080, protocol: "tcp" }]);
+  assertEquals([parsed.snat, parsed.markBit, parsed.backend], [true, 13, "iptables"]);
+});
+
+Deno.test("parsePortmapConf() picks the first address per family on CNI_IFNAME in a sandbox", () => {
+  const result = {
+    cniVersion: "1.0.0",
+    interfaces: [{ name: "br0" }, { name: "eth0", sandbox: SANDBOX }, {
+      name: "eth1",
+      sandbox: SANDBOX,
+    }],
+    ips: [
+      { interface: 0, address: "10.0.0.1/24" },
+      { interface: 2, address: "10.0.1.2/24" },
+      { interface: 1, address: "10.0.0.2/24" },
+      { address: "fd00::2/64" },
+      { interface: 1, address: "fd00::3/64" },
+    ],
+  };
+  const parsed = parsePortmapConf(parseNetConf(JSON.stringify(conf({ prevResult: result }))), {
+    ifName: "eth0",
+  });
+  assertEquals(formatAddr(parsed.container[4]!.addr), "10.0.0.2");
+  assertEquals(formatAddr(parsed.container[6]!.addr), "fd00::2");
+});
+
+Deno.test("parsePortmapConf() keeps the reference's messages for its checks", () => {
+  const probe = { iptables: () => true, nftables: () => true };
+  const message = (extra: Record<string, unknown>, p = probe) => {
+    try {
+      parsePortmapConf(parseNetConf(JSON.stringify(conf(extra))), { ifName: "eth0", probe: p });
+    } catch (error) {
+      assert(error instanceof CniError);
+      assertEquals(error.code, 7);
+      return error.message;
+    }
+    throw new Error("no error");
+  };
+  assertEquals(message({ markMasqBit: 32 }), "MasqMarkBit must be between 0 and 31");
+  assertEquals(
+    message({ markMasqBit: 1, externalSetMarkChain: "X" }),
+    "Cannot specify externalSetMarkChain and markMasqBit",
+  );
+  assertEquals(
+    message({ backend: "iptables", conditionsV4: ["aaa", "bbbb"], conditionsV6: ["ccc"] }),
+    "iptables backend was requested but configuration contains nftables-specific options [conditionsV4 conditionsV6]",
+  );
+  assertEquals(
+    message({
+      backend: "nftables",
+      externalSetMarkChain: "KUBE-MARK-MASQ",
+      conditionsV4: ["-a", "b"],
+      conditionsV6: ["-c", "d"],
+    }),
+    "nftables backend was requested but configuration contains iptables-specific options [externalSetMarkChain conditionsV4 conditionsV6]",
+  );
+  assertEquals(message({ backend: "ebpf" }), 'unrecognized backend "ebpf"');
+  assertEquals(
+    message({
+      runtimeConfig: { portMappings: [{ hostPort: 0, containerPort: 0, protocol: "tcp" }] },
+    }),
+    "Invalid container port number: 0",
+  );
+  assertEquals(
+    message({
+      runtimeConfig: { portMappings: [{ hostPort: 0, containerPort: 80, protocol: "tcp" }] },
+    }),
+    "Invalid host port number: 0",
+  );
+  assertEquals(
+    message({
+      runtimeConfig: { portMappings: [{ hostPort: 70000, containerPort: 80, protocol: "tcp" }] },
+    }),
+    "Invalid host port number: 70000",
+  );
+  assertStringIncludes(
+    message({
+      runtimeConfig: { portMappings: [{ hostPort: 80, containerPort: 80, protocol: "icmp" }] },
+    }),
+    'Invalid protocol: "icmp"',
+  );
+  assertStringIncludes(
+    message({
+      runtimeConfig: {
+        portMappings: [{
+          hostPort: 80,
+          containerPort: 80,
+          protocol: "tcp",
+          hostIP: "192.0.2.1/24",
+        }],
+      },
+    }),
+    "Invalid host IP",
+  );
+  assertStringIncludes(
+    message({ conditionsV4: ["-d", "1.2.3.4\n-A FORWARD -j ACCEPT"] }),
+    "control characters",
+  );
+  assertStringIncludes(message({ externalSetMarkChain: "MARK ME" }), "externalSetMarkChain");
+});
+
+Deno.test("parsePortmapConf() falls back to nftables only when iptables is missing", () => {
+  const pick = (iptables: boolean, nftables: boolean) =>
+    parsePortmapConf(parseNetConf(JSON.stringify(conf())), {
+      ifName: "eth0",
+      probe: { iptables: () => iptables, nftables: () => nftables },
+    }).backend;
+  assertEquals([pick(true, true), pick(false, true), pick(false, false)], [
+    "iptables",
+    "nftables",
+    "iptables",
+  ]);
+});
+
+Deno.test("portmap ADD applies each family with one save and one restore", async () => {
+  const deps = fakeDeps();
+  const config = conf({
+    runtimeConfig: { portMappings: MAPPINGS },
+    prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+  });
+  const result = await portmapFuncs(deps).add(cmdArgs("ADD", config));
+  const byCmd = new Map(deps.execer.calls.map((c) => [c.cmd, c]));
+  assertEquals([...byCmd.keys()].sort(), [
+    "ip6tables-restore",
+    "ip6tables-save",
+    "iptables-restore",
+    "iptables-save",
+  ]);
+  assertEquals(byCmd.get("iptables-restore")!.stdin, golden("portmap_add_v4.rules"));
+  assertEquals(byCmd.get("ip6tables-restore")!.stdin, golden("portmap_add_v6.rules"));
+  assertEquals((result as Result).ips?.map((ip) => ip.address), ["10.77.0.3/24", "fd77::3/64"]);
+  assertEquals(deps.flushed.sort(), [[[5353], 4], [[5353], 6]]);
+  assertEquals(deps.localnet, ["10.77.0.3"]);
+});
+
+Deno.test("portmap ADD for dual stack touches each family once and skips route_localnet without snat", async () => {
+  const deps = fakeDeps();
+  const config = conf({
+    snat: false,
+    runtimeConfig: { portMappings: MAPPINGS },
+    prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+  });
+  await portmapFuncs(deps).add(cmdArgs("ADD", config));
+  assertEquals(deps.execer.calls.map((c) => c.cmd).sort(), [
+    "ip6tables-restore",
+    "ip6tables-save",
+    "iptables-restore",
+    "iptables-save",
+  ]);
+  assertEquals(deps.localnet, []);
+  assertEquals(deps.flushed.map(([, f]) => f).sort(), [4, 6]);
+});
+
+Deno.test("portmap ADD rejects bad input before touching anything", async () => {
+  for (
+    const [mapping, code] of [
+      [{ hostPort: 0, containerPort: 80, protocol: "tcp" }, 7],
+      [{ hostPort: 70000, containerPort: 80, protocol: "tcp" }, 7],
+      [{ hostPort: 80, containerPort: 80, protocol: "icmp" }, 7],
+      [{ hostPort: 80, containerPort: 80, protocol: "tcp", hostIP: "2001:db8::1" }, 7],
+      [{ hostPort: 80, containerPort: 80, protocol: "tcp", hostIP: "192.0.2.300" }, 7],
+    ] as const
+  ) {
+    const deps = fakeDeps();
+    const config = conf({
+      runtimeConfig: { portMappings: [mapping] },
+      prevResult: prevResult(["10.77.0.3/24"]),
+    });
+    const error = await cniError(portmapFuncs(deps).add(cmdArgs("ADD", config)));
+    assertEquals(error.code, code);
+    assert(error.message.startsWith("failed to parse config: "), error.message);
+    assertEquals(deps.execer.calls, []);
+  }
+});
+
+Deno.test("portmap ADD needs prevResult and passes it through when there is nothing to map", async () => {
+  const deps = fakeDeps();
+  await assertRejects(
+    () => portmapFuncs(deps).add(cmdArgs("ADD", conf())),
+    Error,
+    "must be called as chained plugin",
+  );
+  const result = await portmapFuncs(deps).add(
+    cmdArgs("ADD", conf({ prevResult: prevResult(["10.0.0.2/24"]) })),
+  );
+  assertEquals(result.ips?.length, 1);
+  assertEquals(deps.execer.calls, []);
+});
+
+Deno.test("portmap DEL finds the chain by hash without portMappings or prevResult", async () => {
+  const deps = fakeDeps({ 4: golden("portmap_reference_v4.save"), 6: EMPTY_NAT });
+  await portmapFuncs(deps).del(cmdArgs("DEL", conf()));
+  const restores = deps.execer.calls.filter((c) => c.cmd.endsWith("restore"));
+  assertEquals(restores.map((c) => [c.cmd, c.stdin]), [[
+    "iptables-restore",
+    golden("portmap_del_v4.rules"),
+  ]]);
+  assertEquals(deps.flushed, [[[5353], 4]]);
+});
+
+Deno.test("portmap DEL with a v4-only prevResult reads only the IPv4 table", async () => {
+  const deps = fakeDeps();
+  await portmapFuncs(deps).del(cmdArgs("DEL", conf({ prevResult: prevResult(["10.0.0.2/24"]) })));
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables-save"]);
+});
+
+Deno.test("portmap DEL fails only when neither family can be listed", async () => {
+  const execer = new RecordingExecer(() => ({ code: 3, stdout: "", stderr: "no kernel support" }));
+  await assertRejects(
+    () => portmapFuncs({ ...fakeDeps(), execer }).del(cmdArgs("DEL", conf())),
+    Error,
+    "neither iptables nor ip6tables is usable, (iptables) iptables-save -t nat failed: no kernel support",
+  );
+});
+
+Deno.test("portmap CHECK checks only the container's own families", async () => {
+  const config = conf({
+    runtimeConfig: { portMappings: MAPPINGS },
+    prevResult: prevResult(["10.77.0.3/24"]),
+  });
+  const ok = fakeDeps({ 4: golden("portmap_reference_v4.save") });
+  await portmapFuncs(ok).check!(cmdArgs("CHECK", config));
+  assertEquals(ok.execer.calls.map((c) => c.cmd), ["iptables-save"]);
+  await assertRejects(
+    () => portmapFuncs(fakeDeps()).check!(cmdArgs("CHECK", config)),
+    Error,
+    "could not check ipv4 dnat: chain CNI-DN-70a29d9dc18bc4d652ea5 not found in iptables table nat",
+  );
+  await assertRejects(
+    () => portmapFuncs(fakeDeps()).check!(cmdArgs("CHECK", conf())),
+    Error,
+    "Required prevResult missing",
+  );
+});
+
+Deno.test("portmap GC removes chains of this network's containers that are not valid", async () => {
+  const listing = golden("portmap_reference_v4.save")
+    .replace(
+      "COMMIT",
+      [
+        ":CNI-DN-keep0000000000000000000 - [0:0]",
+        '-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"mynet\\" id: \\"keep\\"" -m multiport --dports 1 -j CNI-DN-keep0000000000000000000',
+        '-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"other\\" id: \\"x\\"" -m multiport --dports 2 -j CNI-DN-keep0000000000000000000',
+        "COMMIT",
+      ].join("\n"),
+    );
+  const deps = fakeDeps({ 4: listing, 6: EMPTY_NAT });
+  await portmapFuncs(deps).gc!(cmdArgs(
+    "GC",
+    conf({
+      cniVersion: "1.1.0",
+      "cni.dev/valid-attachments": [{ containerID: "keep", ifname: "eth0" }],
+    }),
+  ));
+  const restore = deps.execer.calls.find((c) => c.cmd === "iptables-restore");
+  assertEquals(restore?.stdin, golden("portmap_del_v4.rules"));
+  assertEquals(deps.flushed, [[[5353], 4]]);
+});
+
+Deno.test("portmap GC without valid-attachments does nothing", async () => {
+  const deps = fakeDeps({ 4: golden("portmap_reference_v4.save") });
+  await portmapFuncs(deps).gc!(cmdArgs("GC", conf({ cniVersion: "1.1.0" })));
+  assertEquals(deps.execer.calls, []);
+});
+
+Deno.test("portmap nftables backend adds in one transaction and deletes by comment", async () => {
+  const listing = JSON.stringify({
+    nftables: [
+      { table: { family: "ip", name: "cni_hostport" } },
+      { rule: { chain: "hostports", handle: 4, comment: "abc123" } },
+      { rule: { chain: "hostports", handle: 5, comment: "other" } },
+      { rule: { chain: "masquerading", handle: 6, comment: "abc123" } },
+    ],
+  });
+  const execer = new RecordingExecer((call) =>
+    call.args[0] === "-j"
+      ? { code: 0, stdout: listing, stderr: "" }
+      : { code: 0, stdout: "", stderr: "" }
+  );
+  const deps = { ...fakeDeps(), execer };
+  const config = conf({
+    backend: "nftables",
+    runtimeConfig: { portMappings: MAPPINGS.slice(0, 1) },
+    prevResult: prevResult(["10.77.0.3/24"]),
+  });
+  await portmapFuncs(deps).add(cmdArgs("ADD", config));
+  const script = execer.calls.at(-1)!.stdin!;
+  assertStringIncludes(script, "delete rule ip cni_hostport hostports handle 4\n");
+  assertStringIncludes(
+    script,
+    'add rule ip cni_hostport hostports tcp dport 8080 dnat to 10.77.0.3:80 comment "abc123"\n',
+  );
+  assertEquals(script.includes("handle 5"), false);
+  execer.calls.length = 0;
+  await portmapFuncs(deps).del(cmdArgs("DEL", conf({ backend: "nftables" })));
+  assertEquals(execer.calls.map((c) => c.args.join(" ")), [
+    "-j list table ip cni_hostport",
+    "-j list table ip6 cni_hostport",
+    "-f -",
+  ]);
+  assertEquals(
+    execer.calls[2].stdin,
+    [4, 6].flatMap((
+      h,
+    ) => [`delete rule ip cni_hostport ${h === 4 ? "hostports" : "masquerading"} handle ${h}`])
+      .concat(
+        [4, 6].map((h) =>
+          `delete rule ip6 cni_hostport ${h === 4 ? "hostports" : "masquerading"} handle ${h}`
+        ),
+      )
+      .join("\n") + "\n",
+  );
+});
+
+Deno.test("routingInterface() picks the longest matching prefix from /proc/net/route", () => {
+  const table = [
+    "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
+    "eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0",
+    "cni0\t00004D0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0",
+    "down0\t03004D0A\t00000000\t0000\t0\t0\t0\tFFFFFFFF\t0\t0\t0",
+  ].join("\n");
+  const addr = (text: string) => ({
+    family: 4 as const,
+    bytes: Uint8Array.from(text.split("."), Number),
+  });
+  assertEquals(routingInterface(addr("10.77.0.3"), table), "cni0");
+  assertEquals(routingInterface(addr("8.8.8.8"), table), "eth0");
+  assertEquals(routingInterface(addr("8.8.8.8"), table.split("\n").slice(2).join("\n")), undefined);
+});
+
+// ---------------------------------------------------------------- side by side with the reference (root)
+
+const REF = HAVE_REFERENCE && ROOT;
+
+function pmCall(
+  command: PluginCall["command"],
+  extra: Record<string, unknown>,
+  containerId = "abc123",
+): PluginCall {
+  return { plugin: "portmap", command, containerId, conf: conf(extra) };
+}
+
+/** Four runs of a scenario: reference only, ours only, and both mixes. */
+async function sideBySide(scenario: Scenario) {
+  const pair = (adder: typeof runOurs, deleter: typeof runOurs) =>
+    runScenario(scenario, { adder, deleter, createNetns });
+  return {
+    ref: await pair(runReference, runReference),
+    ours: await pair(runOurs, runOurs),
+    refThenOurs: await pair(runReference, runOurs),
+    oursThenRef: await pair(runOurs, runReference),
+  };
+}
+
+const SCENARIOS: Record<string, Record<string, unknown>> = {
+  "single stack, one TCP mapping": {
+    runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }] },
+    prevResult: prevResult(["10.77.0.3/24"]),
+  },
+  "dual stack, several mappings, UDP, host IPs of both families": {
+    runtimeConfig: { portMappings: MAPPINGS },
+    prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+  },
+  "snat off": {
+    snat: false,
+    runtimeConfig: { portMappings: MAPPINGS },
+    prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+  },
+  "Nomad: 0.4.0, PascalCase keys, empty HostIP, tcp+udp per port": {
+    cniVersion: "0.4.0",
+    name: "nomad",
+    snat: true,
+    runtimeConfig: {
+      portMappings: [
+        { HostPort: 28080, ContainerPort: 8080, Protocol: "tcp", HostIP: "" },
+        { HostPort: 28080, ContainerPort: 8080, Protocol: "udp", HostIP: "" },
+        { HostPort: 29999, ContainerPort: 29999, Protocol: "tcp", HostIP: "" },
+        { HostPort: 29999, ContainerPort: 29999, Protocol: "udp", HostIP: "" },
+      ],
+    },
+    prevResult: prevResult(["172.26.64.5/20"], "0.4.0"),
+  },
+  "conditionsV4, mark bit 5, 17 ports (two multiport chunks)": {
+    markMasqBit: 5,
+    conditionsV4: ["-m", "addrtype", "--dst-type", "LOCAL", "!", "-d", "127.0.0.0/8"],
+    runtimeConfig: {
+      portMappings: Array.from(
+        { length: 17 },
+        (_, i) => ({ hostPort: 20000 + i, containerPort: 80, protocol: "tcp" }),
+      ),
+    },
+    prevResult: prevResult(["10.77.0.3/24"]),
+  },
+};
+
+for (const [name, extra] of Object.entries(SCENARIOS)) {
+  Deno.test({
+    name: `portmap ADD/DEL leave the reference's exact rules: ${name} (kernel, reference)`,
+    ignore: !REF,
+    async fn() {
+      const scenario: Scenario = { add: [pmCall("ADD", extra)], del: [pmCall("DEL", extra)] };
+      const runs = await sideBySide(scenario);
+      assertEquals(runs.ours.afterAdd, runs.ref.afterAdd);
+      assertEquals(runs.ours.afterDel, runs.ref.afterDel);
+      assertEquals(runs.refThenOurs.afterDel, runs.ref.afterDel);
+      assertEquals(runs.oursThenRef.afterDel, runs.ref.afterDel);
+      // One listing and at most one restore per family: 2 processes per family (the reference runs 19+).
+      const families = (extra.prevResult as { ips: { address: string }[] }).ips.length;
+      for (const p of runs.ours.processes) {
+        assert(p.count <= 2 * families, `${p.command}: ${p.count} processes`);
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "portmap with an external mark chain matches the reference (kernel, reference)",
+  ignore: !REF,
+  async fn() {
+    const extra = {
+      externalSetMarkChain: "KUBE-MARK-MASQ",
+      runtimeConfig: { portMappings: MAPPINGS.slice(0, 2) },
+      prevResult: prevResult(["10.77.0.3/24"]),
+    };
+    const setup = [["iptables", "-t", "nat", "-N", "KUBE-MARK-MASQ"], [
+      "ip6tables",
+      "-t",
+      "nat",
+      "-N",
+      "KUBE-MARK-MASQ",
+    ]];
+    const scenario: Scenario = { setup, add: [pmCall("ADD", extra)], del: [pmCall("DEL", extra)] };
+    const runs = await sideBySide(scenario);
+    assertEquals(runs.ours.afterAdd, runs.ref.afterAdd);
+    assertEquals(runs.ours.afterDel, runs.ref.afterDel);
+  },
+});
+
+Deno.test({
+  name:
+    "portmap ADD by the reference, then ours, for two containers gives the same rules (kernel, reference)",
+  ignore: !REF,
+  async fn() {
+    const one = {
+      runtimeConfig: { portMappings: MAPPINGS.slice(0, 2) },
+      prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+    };
+    const two = {
+      runtimeConfig: { portMappings: [{ hostPort: 7000, containerPort: 70, protocol: "udp" }] },
+      prevResult: prevResult(["10.77.0.4/24"]),
+    };
+    const scenario: Scenario = {
+      add: [pmCall("ADD", one, "c1"), pmCall("ADD", two, "c2")],
+      del: [pmCall("DEL", one, "c1")],
+    };
+    const ref = await runScenario(scenario, {
+      adder: runReference,
+      deleter: runReference,
+      createNetns,
+    });
+    const mixed = await runScenario({ ...scenario, add: [scenario.add[0]] }, {
+      adder: runReference,
+      deleter: runReference,
+      createNetns,
+    });
+    assert(mixed.afterAdd.length < ref.afterAdd.length);
+    const ours = await runScenario(scenario, { adder: runOurs, deleter: runOurs, createNetns });
+    assertEquals(ours.afterAdd, ref.afterAdd);
+    assertEquals(ours.afterDel, ref.afterDel);
+  },
+});
+
+Deno.test({
+  name: "portmap bad input fails with code 7 and changes no rule (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    const good = {
+      runtimeConfig: { portMappings: MAPPINGS.slice(0, 1) },
+      prevResult: prevResult(["10.77.0.3/24"]),
+    };
+    assertEquals((await runOurs(host, pmCall("ADD", good))).code, 0);
+    const before = await saves(host);
+    const bad: Record<string, unknown>[] = [
+      { runtimeConfig: { portMappings: [{ hostPort: 0, containerPort: 80, protocol: "tcp" }] } },
+      {
+        runtimeConfig: { portMappings: [{ hostPort: 70000, containerPort: 80, protocol: "tcp" }] },
+      },
+      { runtimeConfig: { portMappings: [{ hostPort: 80, containerPort: 80, protocol: "icmp" }] } },
+      {
+        runtimeConfig: {
+          portMappings: [{
+            hostPort: 80,
+            containerPort: 80,
+            protocol: "tcp",
+            hostIP: "2001:db8::1",
+          }],
+        },
+      },
+      {
+        runtimeConfig: {
+          portMappings: [{
+            hostPort: 80,
+            containerPort: 80,
+            protocol: "tcp",
+            hostIP: "10.0.0.1/8",
+          }],
+        },
+      },
+      {
+        conditionsV4: ["-d", "1.2.3.4\n-A PREROUTING -j ACCEPT"],
+        runtimeConfig: good.runtimeConfig,
+      },
+      { externalSetMarkChain: 'X" -j ACCEPT', runtimeConfig: good.runtimeConfig },
+    ];
+    for (const extra of bad) {
+      const out = await runOurs(
+        host,
+        pmCall("ADD", { prevResult: good.prevResult, ...extra }, "bad1"),
+      );
+      assertEquals([out.code, JSON.parse(out.stdout).code], [1, 7], out.stdout);
+      assertEquals(out.calls, []);
+      assertEquals(await saves(host), before);
+    }
+  },
+});
+
+Deno.test({
+  name: "portmap CHECK passes for dual stack after ADD and fails after DEL (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    const extra = {
+      runtimeConfig: { portMappings: MAPPINGS },
+      prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+    };
+    assertEquals((await runOurs(host, pmCall("ADD", extra))).code, 0);
+    const check = await runOurs(host, pmCall("CHECK", extra));
+    // The reference 1.1.1 fails here (it checks IPv4 rules in ip6tables, #819); upstream and ours pass.
+    assertEquals([check.code, check.stdout], [0, ""]);
+    assertEquals((await runOurs(host, pmCall("DEL", {}))).code, 0);
+    const after = await runOurs(host, pmCall("CHECK", extra));
+    assertEquals(after.code, 1);
+    assertStringIncludes(
+      JSON.parse(after.stdout).msg,
+      "could not check ipv4 dnat: chain CNI-DN-70a29d9dc18bc4d652ea5 not found",
+    );
+  },
+});
+
+Deno.test({
+  name: "portmap ADDs running concurrently create each shared chain and jump once (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    const ids = Array.from({ length: 6 }, (_, i) => `c${i}`);
+    const outs = await Promise.all(ids.map((id, i) =>
+      runOurs(
+        host,
+        pmCall("ADD", {
+          runtimeConfig: {
+            portMappings: [{ hostPort: 30000 + i, containerPort: 80, protocol: "tcp" }],
+          },
+          prevResult: prevResult([`10.77.0.${10 + i}/24`]),
+        }, id),
+      )
+    ));
+    assertEquals(outs.map((o) => o.code), ids.map(() => 0));
+    const v4 = (await saves(host)).split("--- ip6tables ---")[0].split("\n");
+    const count = (line: string) => v4.filter((l) => l === line).length;
+    assertEquals(count("-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"), 1);
+    assertEquals(count("-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"), 1);
+    assertEquals(
+      count(
+        '-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
+      ),
+      1,
+    );
+    assertEquals(count("-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE"), 1);
+    assertEquals(v4.filter((l) => l.startsWith("-A CNI-HOSTPORT-DNAT ")).length, 6);
+    assertEquals(v4.filter((l) => /^:CNI-DN-/.test(l)).length, 6);
+  },
+});
+
+Deno.test({
+  name: "portmap GC removes exactly the chains of containers gone from the network (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    for (const [id, ip] of [["keep", "10.77.0.3/24"], ["gone", "10.77.0.4/24"]]) {
+      const out = await runOurs(
+        host,
+        pmCall("ADD", {
+          runtimeConfig: {
+            portMappings: [{
+              hostPort: id === "keep" ? 81 : 82,
+              containerPort: 80,
+              protocol: "tcp",
+            }],
+          },
+          prevResult: prevResult([ip]),
+        }, id),
+      );
+      assertEquals(out.code, 0);
+    }
+    const gc = await runOurs(
+      host,
+      pmCall("GC", {
+        cniVersion: "1.1.0",
+        "cni.dev/valid-attachments": [{ containerID: "keep", ifname: "eth0" }],
+      }, "unused"),
+    );
+    assertEquals([gc.code, gc.stdout], [0, ""]);
+    const after = await saves(host);
+    assertStringIncludes(after, 'id: \\"keep\\"');
+    assertEquals(after.includes('id: \\"gone\\"'), false);
+    assertEquals(after.includes("10.77.0.4:80"), false);
+  },
+});
+
+Deno.test({
+  name:
+    "portmap ADD sets route_localnet on the interface routing to the container, like the reference (kernel, reference)",
+  ignore: !REF,
+  async fn() {
+    for (const runner of [runReference, runOurs]) {
+      await using host = await createNetns("cbx-fw");
+      for (
+        const cmd of [["ip", "link", "add", "cbxbr0", "type", "bridge"], [
+          "ip",
+          "addr",
+          "add",
+          "10.77.0.1/24",
+          "dev",
+          "cbxbr0",
+        ], ["ip", "link", "set", "cbxbr0", "up"]]
+      ) {
+        assertEquals((await host.exec(cmd[0], cmd.slice(1))).code, 0);
+      }
+      const sysctl = async () =>
+        (await host.exec("cat", ["/proc/sys/net/ipv4/conf/cbxbr0/route_localnet"])).stdout.trim();
+      assertEquals(await sysctl(), "0");
+      const out = await runner(
+        host,
+        pmCall("ADD", {
+          runtimeConfig: { portMappings: MAPPINGS.slice(0, 1) },
+          prevResult: prevResult(["10.77.0.3/24"]),
+        }),
+      );
+      assertEquals(out.code, 0, out.stdout);
+      assertEquals(await sysctl(), "1", runner.name);
+    }
+  },
+});
+
+Deno.test({
+  name: "portmap nftables backend installs and removes the container's rules (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    const extra = {
+      backend: "nftables",
+      runtimeConfig: { portMappings: MAPPINGS },
+      prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+    };
+    for (let i = 0; i < 2; i++) {
+      const out = await runOurs(host, pmCall("ADD", extra));
+      assertEquals(out.code, 0, out.stdout);
+      assertEquals(out.calls.length, 3); // two listings, one transaction
+    }
+    const listed = (await host.exec("nft", ["list", "ruleset"])).stdout;
+    // A repeated ADD replaces the container's rules instead of doubling them.
+    assertEquals(
+      listed.split("\n").filter((l) => l.includes('comment "abc123"')).length,
+      3 + 2 + 3 + 1,
+    );
+    assertStringIncludes(
+      listed,
+      'ip daddr 192.0.2.10 tcp dport 8443 dnat to 10.77.0.3:443 comment "abc123"',
+    );
+    assertStringIncludes(
+      listed,
+      'ip6 daddr 2001:db8::10 tcp dport 9000 dnat to [fd77::3]:9000 comment "abc123"',
+    );
+    assertEquals((await runOurs(host, pmCall("CHECK", extra))).code, 0);
+    assertEquals((await runOurs(host, pmCall("DEL", { backend: "nftables" }))).code, 0);
+    assertEquals((await host.exec("nft", ["list", "ruleset"])).stdout.includes("abc123"), false);
+    const check = await runOurs(host, pmCall("CHECK", extra));
+    assertEquals(JSON.parse(check.stdout).msg, 'missing hostport rules in "hostports" chain');
+  },
+});
