@@ -18,6 +18,7 @@ export type CommandModule = { run(args: string[]): Promise<number> };
 /** The CNI plugins, by the name the program is run as. */
 export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   loopback: () => import("./plugins/loopback.ts"),
+  bridge: () => import("./plugins/bridge.ts"),
   "host-local": () => import("./plugins/host_local.ts"),
   firewall: () => import("./plugins/firewall.ts"),
   portmap: () => import("./plugins/portmap.ts"),

@@ -1,0 +1,94 @@
+/**
+ * The bridge plugin's use of lib/firewall's ipMasq rules: backend choice as
+ * the reference makes it, setup for a result's addresses, and a teardown
+ * that needs no addresses (the per-container chain and the nftables rules
+ * are found by their names), so DEL can clean up after the netns is gone.
+ *
+ * @module
+ */
+import { type Execer, findCommand } from "../lib/firewall/exec.ts";
+import { IptablesError } from "../lib/firewall/iptables.ts";
+import {
+  ipMasqChainName,
+  planIpMasqDel,
+  setupIpMasq,
+  teardownIpMasq,
+} from "../lib/firewall/ipmasq.ts";
+import { NftError } from "../lib/firewall/nft.ts";
+import { transact } from "../lib/firewall/transaction.ts";
+import type { IpFamily } from "../lib/ip/cidr.ts";
+
+/** Whose rules: the network, container and interface of one attachment. */
+export interface MasqOwner {
+  network: string;
+  containerId: string;
+  ifName: string;
+}
+
+/** How to run the tools. */
+export interface MasqOptions {
+  execer: Execer;
+  /** iptables lock file. @default {lib/firewall's default} */
+  lockPath?: string;
+}
+
+/**
+ * The backend for `ipMasqBackend` (validated before): as configured, else
+ * iptables unless only nft is installed (the reference's automatic choice).
+ */
+export function masqBackend(configured: string | undefined): "iptables" | "nftables" {
+  if (configured === "iptables" || configured === "nftables") return configured;
+  return findCommand("iptables") === undefined && findCommand("nft") !== undefined
+    ? "nftables"
+    : "iptables";
+}
+
+/** Masquerades traffic from `addresses` (`ip/len`, as in the result) leaving their subnets. */
+export async function setupMasq(
+  owner: MasqOwner,
+  addresses: readonly string[],
+  options: MasqOptions & { backend: "iptables" | "nftables" },
+): Promise<void> {
+  await setupIpMasq(owner.network, addresses, {
+    containerId: owner.containerId,
+    ifName: owner.ifName,
+    backend: options.backend,
+    execer: options.execer,
+    lockPath: options.lockPath,
+  });
+}
+
+/**
+ * Removes an attachment's masquerading from both backends, as the reference
+ * DEL does (iptables: the chain and every POSTROUTING jump into it, for
+ * `families`; nftables: the rules carrying its instance hash). A backend
+ * whose tool is not installed is skipped; other errors are joined.
+ */
+export async function teardownMasq(
+  owner: MasqOwner,
+  families: readonly IpFamily[],
+  options: MasqOptions,
+): Promise<void> {
+  const chain = await ipMasqChainName(owner.network, owner.containerId);
+  const outcomes = await Promise.allSettled([
+    transact("nat", (plan) => void planIpMasqDel(plan, chain), {
+      families,
+      execer: options.execer,
+      lockPath: options.lockPath,
+    }),
+    teardownIpMasq(owner.network, {
+      backend: "nftables",
+      containerId: owner.containerId,
+      ifName: owner.ifName,
+      execer: options.execer,
+    }),
+  ]);
+  const missingTool = (error: unknown) =>
+    (error instanceof IptablesError || error instanceof NftError) && error.code === 127;
+  const errors = outcomes.flatMap((outcome) =>
+    outcome.status === "rejected" && !missingTool(outcome.reason)
+      ? [(outcome.reason as Error).message]
+      : []
+  );
+  if (errors.length > 0) throw new Error(errors.join("\n"));
+}
