@@ -87,6 +87,7 @@ async function main(): Promise<number> {
       NETCONFPATH: confDir,
       CNI_PATH: bin,
       CNI_CACHE_DIR: cacheDir,
+      CNIBOX_JOURNAL: `${work}/journal`,
       CNI_IFNAME: "eth0",
       CNI_CONTAINERID: alloc.id,
       // Nomad sends these on ADD and CHECK, and an empty CNI_ARGS on DEL.
@@ -184,7 +185,12 @@ async function main(): Promise<number> {
     console.log(save.stdout.split("\n").filter((l) => /CNI|NOMAD/.test(l)).join("\n"));
 
     step("the status endpoint (cnibox serve) inside the host namespace");
-    await showStatus(host, bin, { confDir, cacheDir, dataDir }, children);
+    await showStatus(
+      host,
+      bin,
+      { confDir, cacheDir, dataDir, journal: `${work}/journal` },
+      children,
+    );
 
     step("DEL: tear both allocations down (Nomad sends an empty CNI_ARGS)");
     for (const alloc of allocations) {
@@ -217,7 +223,7 @@ async function main(): Promise<number> {
 async function showStatus(
   host: TestNetns,
   bin: string,
-  dirs: { confDir: string; cacheDir: string; dataDir: string },
+  dirs: { confDir: string; cacheDir: string; dataDir: string; journal: string },
   children: Deno.ChildProcess[],
 ): Promise<void> {
   const port = 9584;
@@ -238,6 +244,8 @@ async function showStatus(
       dirs.cacheDir,
       "--data-dir",
       dirs.dataDir,
+      "--journal",
+      dirs.journal,
     ],
     stdout: "null",
     stderr: "piped",
@@ -258,14 +266,41 @@ async function showStatus(
     }
     throw new Error(`status endpoint did not answer ${path}`);
   };
-  console.log(`GET /v1/networks/${network}:`);
+  const net = await fetchJson(`/v1/networks/${network}`);
   console.log(
-    JSON.stringify(await fetchJson(`/v1/networks/${network}`), null, 2).split("\n").slice(0, 40)
-      .join("\n"),
+    `GET /v1/networks/${network}: ${net.plugins.length} plugins, all found and cnibox: ${
+      net.plugins.every((p: { cnibox: boolean }) => p.cnibox)
+    }`,
   );
-  console.log(`GET /v1/attachments:`);
   console.log(
-    JSON.stringify(await fetchJson("/v1/attachments"), null, 2).split("\n").slice(0, 40).join("\n"),
+    JSON.stringify(net.ranges ?? net.leases ?? {}, null, 2).split("\n").slice(0, 24).join("\n"),
+  );
+  const { attachments } = await fetchJson("/v1/attachments");
+  console.log(`GET /v1/attachments: ${attachments.length} attachments`);
+  for (const a of attachments) {
+    const ports = a.portMappings.map((
+      p: { hostPort: number; containerPort: number; protocol: string },
+    ) => `${p.hostPort}->${p.containerPort}/${p.protocol}`);
+    console.log(
+      `  ${a.containerId.slice(0, 8)} ${a.ifname} ${a.ips.join(",")} ports [${
+        ports.join(" ")
+      }] stale=${a.stale}`,
+    );
+  }
+  const metrics = await sh("ip", [
+    "netns",
+    "exec",
+    host.name,
+    "curl",
+    "-sf",
+    `http://127.0.0.1:${port}/metrics`,
+  ]);
+  console.log("GET /metrics (excerpt):");
+  console.log(
+    metrics.stdout.split("\n").filter((l) => /^cnibox_(leases|plugin_runs_total)/.test(l)).slice(
+      0,
+      12,
+    ).join("\n"),
   );
 }
 

@@ -45,7 +45,11 @@ const child = new Deno.Command(Deno.execPath(), {
   cwd: root,
   stdout: "piped",
   stderr: "inherit",
-  env: { NO_COLOR: "1" },
+  // Plugin runs in tests record into a scratch journal, not the machine's /run/cnibox/journal.
+  env: {
+    NO_COLOR: "1",
+    CNIBOX_JOURNAL: await Deno.makeTempFile({ prefix: "cnibox-test-journal-" }),
+  },
 }).spawn();
 let tail = "";
 const decoder = new TextDecoder();

@@ -220,7 +220,7 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
         network: context.network,
         containerId: io.env.CNI_CONTAINERID,
         ifname: io.env.CNI_IFNAME,
-      }, { path: journalPath(io.env) });
+      }, io.env.CNIBOX_JOURNAL === undefined ? {} : { path: journalPath(io.env) });
     }
   }
 }

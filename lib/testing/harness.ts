@@ -63,6 +63,9 @@ export interface RunOptions {
 export async function runApplet(name: string, options: RunOptions): Promise<CommandOutput> {
   const dir = options.reference ? REFERENCE_DIR : await pluginDir();
   const env: Record<string, string> = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
+  // The test runner points the run journal at a scratch file; plugin runs inherit that.
+  const journal = Deno.env.get("CNIBOX_JOURNAL");
+  if (journal !== undefined) env.CNIBOX_JOURNAL = journal;
   for (const [key, value] of Object.entries(options.env)) if (value !== undefined) env[key] = value;
   const bin = `${dir}/${name}`;
   const [cmd, args] = options.host ? ["ip", ["netns", "exec", options.host.name, bin]] : [bin, []];
