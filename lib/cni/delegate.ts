@@ -12,20 +12,14 @@
  * @module
  */
 
-import { CniError } from "./error.ts";
 import type { CmdArgs, Plugin, Result } from "./types.ts";
 import { runPlugin } from "./skel.ts";
 import { decodeConfigVersion } from "./config.ts";
 import { parseResult, toCurrentResult } from "./result.ts";
-import {
-  fieldTypeError,
-  goField,
-  goJsonDecode,
-  goList,
-  goQuote,
-  isJsonObject,
-  valueTypeError,
-} from "./_go.ts";
+import { goJsonDecode, isJsonObject, valueTypeError } from "./_go.ts";
+import { findPlugin, type PluginRun, pluginOutput, runPluginFile } from "./exec.ts";
+
+export { findPlugin };
 
 /** Loads a plugin of this program by name; `undefined` if there is none. */
 export type InProcessLoader = (name: string) => Promise<Plugin | undefined>;
@@ -96,111 +90,11 @@ export function isThisProgram(path: string, options: ThisProgramOptions = {}): b
   return false;
 }
 
-/** `filepath.Join(dir, name)` for a plain file name (Go cleans the result). */
-function joinPath(dir: string, name: string): string {
-  const joined = dir === "" ? name : `${dir}/${name}`;
-  const absolute = joined.startsWith("/");
-  const parts: string[] = [];
-  for (const part of joined.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === ".." && parts.length > 0 && parts[parts.length - 1] !== "..") parts.pop();
-    else if (part !== ".." || !absolute) parts.push(part);
-  }
-  const out = (absolute ? "/" : "") + parts.join("/");
-  return out === "" ? "." : out;
-}
-
-/**
- * Go's `invoke.FindInPath`: the first regular file named `name` in `paths`.
- *
- * @throws {Error} `no plugin name provided`, `invalid plugin name: x`,
- * `no paths provided` or `failed to find plugin "x" in path [/a /b]`.
- */
-export function findPlugin(name: string, paths: readonly string[]): string {
-  if (name === "") throw new Error("no plugin name provided");
-  if (name.includes("/")) throw new Error(`invalid plugin name: ${name}`);
-  if (paths.length === 0) throw new Error("no paths provided");
-  for (const dir of paths) {
-    const full = joinPath(dir, name);
-    try {
-      if (Deno.statSync(full).isFile) return full;
-    } catch {
-      // not here; try the next directory
-    }
-  }
-  throw new Error(`failed to find plugin ${goQuote(name)} in path ${goList(paths)}`);
-}
-
-interface RunOutput {
-  /** Exit status text as Go's `*exec.ExitError` prints it, or a start failure; `undefined` on success. */
-  failure?: string;
-  stdout: Uint8Array;
-  stderr: Uint8Array;
-}
-
-const SIGNALS: Record<string, string> = {
-  SIGHUP: "hangup",
-  SIGINT: "interrupt",
-  SIGQUIT: "quit",
-  SIGILL: "illegal instruction",
-  SIGTRAP: "trace/breakpoint trap",
-  SIGABRT: "aborted",
-  SIGBUS: "bus error",
-  SIGFPE: "floating point exception",
-  SIGKILL: "killed",
-  SIGUSR1: "user defined signal 1",
-  SIGSEGV: "segmentation fault",
-  SIGUSR2: "user defined signal 2",
-  SIGPIPE: "broken pipe",
-  SIGALRM: "alarm clock",
-  SIGTERM: "terminated",
-};
-
-/** Go's `fork/exec <path>: <errno text>` from a Deno spawn error. */
-function spawnFailure(path: string, error: Error): string {
-  const m = /: ([^:]*?) \(os error \d+\)$/.exec(error.message);
-  const text = m ? m[1][0].toLowerCase() + m[1].slice(1) : error.message;
-  return `fork/exec ${path}: ${text}`;
-}
-
-async function execFile(path: string, stdin: Uint8Array, env: Record<string, string>) {
-  // Go retries "text file busy" (a binary being written) up to 5 more times.
-  for (let attempt = 0;; attempt++) {
-    let child: Deno.ChildProcess;
-    try {
-      child = new Deno.Command(path, {
-        env,
-        clearEnv: true,
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-    } catch (error) {
-      const failure = spawnFailure(path, error as Error);
-      if (failure.endsWith("text file busy") && attempt < 5) {
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-        continue;
-      }
-      const empty = new Uint8Array();
-      return { failure, stdout: empty, stderr: empty };
-    }
-    const writer = child.stdin.getWriter();
-    // A delegate may exit without reading stdin; Go ignores that too.
-    await writer.write(stdin).catch(() => {});
-    await writer.close().catch(() => {});
-    const out = await child.output();
-    let failure: string | undefined;
-    if (out.signal) failure = `signal: ${SIGNALS[out.signal] ?? out.signal}`;
-    else if (out.code !== 0) failure = `exit status ${out.code}`;
-    return { failure, stdout: out.stdout, stderr: out.stderr };
-  }
-}
-
 async function runInProcess(
   plugin: Plugin,
   stdin: Uint8Array,
   env: Record<string, string>,
-): Promise<RunOutput> {
+): Promise<PluginRun> {
   let stdout = "";
   let stderr = "";
   const code = await runPlugin(plugin, {
@@ -217,58 +111,6 @@ async function runInProcess(
   };
 }
 
-function defaultStderr(text: string): void {
-  let data = new TextEncoder().encode(text);
-  while (data.length > 0) data = data.subarray(Deno.stderr.writeSync(data));
-}
-
-/** Go's `RawExec.pluginErr`: the error a failed delegate stands for. */
-function pluginError(run: RunOutput): CniError {
-  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  if (run.stdout.length === 0) {
-    if (run.stderr.length === 0) {
-      return new CniError(0, `netplugin failed with no error message: ${run.failure}`);
-    }
-    return new CniError(0, `netplugin failed: ${goQuote(text(run.stderr))}: ${run.failure}`);
-  }
-  const diagnostic = (reason: string, code = 0) =>
-    new CniError(
-      code,
-      `netplugin failed but error parsing its diagnostic message ${
-        goQuote(text(run.stdout))
-      }: ${reason}`,
-    );
-  let value: unknown;
-  try {
-    value = goJsonDecode(run.stdout);
-  } catch (error) {
-    return diagnostic((error as Error).message);
-  }
-  if (value === null) return new CniError(0, "");
-  if (!isJsonObject(value)) return diagnostic(valueTypeError(value, "types.Error").message);
-  const code = goField(value, "code");
-  const msg = goField(value, "msg");
-  const details = goField(value, "details");
-  let codeValue = 0;
-  if (code !== undefined && code !== null) {
-    if (typeof code !== "number") {
-      return diagnostic(fieldTypeError(code, "Error.code", "uint").message);
-    }
-    if (!Number.isInteger(code) || code < 0) {
-      return diagnostic(
-        `json: cannot unmarshal number ${code} into Go struct field Error.code of type uint`,
-      );
-    }
-    codeValue = code;
-  }
-  for (const [name, v] of [["msg", msg], ["details", details]] as const) {
-    if (v !== undefined && v !== null && typeof v !== "string") {
-      return diagnostic(fieldTypeError(v, `Error.${name}`, "string").message, codeValue);
-    }
-  }
-  return new CniError(codeValue, (msg as string) ?? "", (details as string) ?? "");
-}
-
 async function execDelegate(
   command: string,
   name: string,
@@ -282,13 +124,11 @@ async function execDelegate(
     : undefined;
   const run = plugin
     ? await runInProcess(plugin, args.stdinData, env)
-    : await execFile(path, args.stdinData, env);
-  if (run.failure !== undefined) throw pluginError(run);
-  // Stderr is informational; Go copies it only when the delegate succeeded.
-  if (run.stderr.length > 0) {
-    (options.stderr ?? defaultStderr)(new TextDecoder().decode(run.stderr));
-  }
-  return run.stdout;
+    : await runPluginFile(path, args.stdinData, { env });
+  const stderr = options.stderr;
+  return pluginOutput(run, {
+    stderr: stderr && ((bytes) => stderr(new TextDecoder().decode(bytes))),
+  });
 }
 
 function splitList(path: string): string[] {

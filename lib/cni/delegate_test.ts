@@ -6,22 +6,12 @@ import {
   delegateDel,
   delegateGc,
   delegateStatus,
-  findPlugin,
   isThisProgram,
   setInProcessLoader,
 } from "./delegate.ts";
 import type { Plugin } from "./types.ts";
 
 const MAIN_MODULE = decodeURIComponent(new URL(Deno.mainModule).pathname);
-
-function message(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    return (error as Error).message;
-  }
-  throw new Error("expected a throw");
-}
 
 async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
   const dir = Deno.realPathSync(Deno.makeTempDirSync({ prefix: "cbxc-delegate-" }));
@@ -54,26 +44,6 @@ case "$CNI_COMMAND" in
   STATUS) printf 'oops'; exit 2 ;;
 esac
 `;
-
-Deno.test("findPlugin() finds the first regular file in CNI_PATH", async () => {
-  await withDir((dir) => {
-    Deno.mkdirSync(`${dir}/a/x`, { recursive: true }); // a directory named x does not count
-    Deno.mkdirSync(`${dir}/b`);
-    Deno.writeTextFileSync(`${dir}/b/x`, "");
-    assertEquals(findPlugin("x", [`${dir}/a`, `${dir}/b/`]), `${dir}/b/x`);
-    assertEquals(findPlugin("x", [`${dir}/a/../b`]), `${dir}/b/x`);
-  });
-});
-
-Deno.test("findPlugin() fails with the library's messages", () => {
-  assertEquals(message(() => findPlugin("", ["/x"])), "no plugin name provided");
-  assertEquals(message(() => findPlugin("a/b", ["/x"])), "invalid plugin name: a/b");
-  assertEquals(message(() => findPlugin("x", [])), "no paths provided");
-  assertEquals(
-    message(() => findPlugin("nope-cbxc", ["/nonexistent/a", "/nonexistent/b"])),
-    'failed to find plugin "nope-cbxc" in path [/nonexistent/a /nonexistent/b]',
-  );
-});
 
 Deno.test("delegateAdd() runs the delegate with the same stdin and only CNI_COMMAND changed", async () => {
   await withDir(async (dir) => {

@@ -7,7 +7,14 @@
  * `net.IP.String()` / `net.IPNet.String()` (RFC 5952 compressed lowercase
  * IPv6; IPv4-mapped IPv6 addresses print as dotted IPv4). Addresses are
  * canonicalised the way the CNI plugins do (`To4()` first), so
- * `::ffff:10.0.0.1` parses to the IPv4 address `10.0.0.1`.
+ * `::ffff:10.0.0.1` parses to the IPv4 address `10.0.0.1`; the
+ * `keepMapped` option keeps it IPv6, as `inet_pton` does.
+ *
+ * The `inet_ntop` format style prints what glibc's `inet_ntop` prints (and so
+ * `iptables-save`, `nft` and `ip`): the same compression, but addresses in
+ * `::ffff:0:0/96` and `::w.x.y.z` with a non-zero seventh group keep an
+ * embedded dotted IPv4 (`::ffff:1.2.3.4`, `::1.2.3.4`, `::0.1.0.0`) where Go
+ * prints `1.2.3.4`, `::102:304` and `::1:0`.
  *
  * @example Usage
  * ```ts
@@ -40,6 +47,26 @@ export interface Cidr {
   readonly address: IpAddress;
   readonly prefixLength: number;
   readonly bits: 32 | 128;
+}
+
+/** Options for the parsing functions. */
+export interface ParseIpOptions {
+  /**
+   * Keep IPv4-mapped IPv6 text (`::ffff:10.0.0.1`) as a family-6 address,
+   * as `inet_pton` does, instead of unwrapping it like Go's `To4()`.
+   * @default {false}
+   */
+  keepMapped?: boolean;
+}
+
+/** Options for {@linkcode formatIp} and {@linkcode formatCidr}. */
+export interface FormatIpOptions {
+  /**
+   * `"go"`: Go's `net.IP.String()`. `"inet_ntop"`: glibc's `inet_ntop`, the
+   * text `iptables-save`, `nft` and `ip` print (embedded dotted IPv4 kept).
+   * @default {"go"}
+   */
+  style?: "go" | "inet_ntop";
 }
 
 const V4_MAX = (1n << 32n) - 1n;
@@ -160,42 +187,43 @@ export function canonicalIp(ip: IpAddress): IpAddress {
 }
 
 /** Parses an IP address like Go's `net.ParseIP`; returns undefined when invalid. */
-export function tryParseIp(text: string): IpAddress | undefined {
+export function tryParseIp(text: string, options: ParseIpOptions = {}): IpAddress | undefined {
   const raw = parseRaw(text);
-  return raw && canonicalIp(raw);
+  return raw && (options.keepMapped ? raw : canonicalIp(raw));
 }
 
 /**
- * Parses an IP address like Go's `net.ParseIP` (IPv4-mapped IPv6 becomes IPv4).
+ * Parses an IP address like Go's `net.ParseIP` (IPv4-mapped IPv6 becomes IPv4
+ * unless `keepMapped`).
  * @throws {SyntaxError} when `text` is not an IP address.
  */
-export function parseIp(text: string): IpAddress {
-  const ip = tryParseIp(text);
+export function parseIp(text: string, options: ParseIpOptions = {}): IpAddress {
+  const ip = tryParseIp(text, options);
   if (!ip) throw new SyntaxError(`Cannot parse IP address "${text}"`);
   return ip;
 }
 
 /** Parses `addr/len` like Go's `net.ParseCIDR`, keeping host bits; undefined when invalid. */
-export function tryParseCidr(text: string): Cidr | undefined {
+export function tryParseCidr(text: string, options: ParseIpOptions = {}): Cidr | undefined {
   const slash = text.indexOf("/");
   if (slash < 0) return undefined;
   const raw = parseRaw(text.slice(0, slash));
   if (!raw) return undefined;
   const prefix = text.slice(slash + 1);
-  // Go's dtoi: decimal digits only, leading zeros allowed.
-  if (!/^[0-9]+$/.test(prefix) || prefix.length > 8) return undefined;
+  // Go's dtoi: decimal digits only, any number of leading zeros.
+  if (!/^[0-9]+$/.test(prefix)) return undefined;
   const prefixLength = Number(prefix);
   const bits = familyBits(raw.family);
   if (prefixLength > bits) return undefined;
-  return { address: canonicalIp(raw), prefixLength, bits };
+  return { address: options.keepMapped ? raw : canonicalIp(raw), prefixLength, bits };
 }
 
 /**
  * Parses `addr/len` like Go's `net.ParseCIDR` (host bits are kept in `address`).
  * @throws {SyntaxError} when `text` is not a CIDR.
  */
-export function parseCidr(text: string): Cidr {
-  const cidr = tryParseCidr(text);
+export function parseCidr(text: string, options: ParseIpOptions = {}): Cidr {
+  const cidr = tryParseCidr(text, options);
   if (!cidr) throw new SyntaxError(`Cannot parse CIDR "${text}"`);
   return cidr;
 }
@@ -218,7 +246,7 @@ function formatV4(value: bigint): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
-function formatV6(value: bigint): string {
+function formatV6(value: bigint, ntop: boolean): string {
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
   // RFC 5952: compress the first longest run of at least two zero groups.
@@ -237,16 +265,26 @@ function formatV6(value: bigint): string {
     }
     i = j;
   }
+  // glibc's inet_ntop keeps the IPv4 tail of ::w.x.y.z and ::ffff:w.x.y.z.
+  if (
+    ntop && bestStart === 0 && (bestLength === 6 || (bestLength === 5 && groups[5] === 0xffff))
+  ) {
+    return `::${bestLength === 5 ? "ffff:" : ""}${formatV4(value & V4_MAX)}`;
+  }
   const hex = groups.map((g) => g.toString(16));
   if (bestStart < 0) return hex.join(":");
   return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
 }
 
-/** Formats like Go's `net.IP.String()`: IPv4 dotted, IPv6 RFC 5952, IPv4-mapped as IPv4. */
-export function formatIp(ip: IpAddress): string {
+/**
+ * Formats like Go's `net.IP.String()` (IPv4 dotted, IPv6 RFC 5952, IPv4-mapped
+ * as IPv4), or with `style: "inet_ntop"` like glibc's `inet_ntop`.
+ */
+export function formatIp(ip: IpAddress, options: FormatIpOptions = {}): string {
   if (ip.family === 4) return formatV4(ip.value);
-  if (ip.value >> 32n === 0xffffn) return formatV4(ip.value & V4_MAX);
-  return formatV6(ip.value);
+  const ntop = options.style === "inet_ntop";
+  if (!ntop && ip.value >> 32n === 0xffffn) return formatV4(ip.value & V4_MAX);
+  return formatV6(ip.value, ntop);
 }
 
 /**
@@ -254,34 +292,43 @@ export function formatIp(ip: IpAddress): string {
  * included) and the prefix length. An IPv4 address under a 16-byte mask
  * prints with the mask's last 32 bits, as Go does.
  */
-export function formatCidr(cidr: Cidr): string {
+export function formatCidr(cidr: Cidr, options: FormatIpOptions = {}): string {
   let prefix = cidr.prefixLength;
   if (cidr.address.family === 4 && cidr.bits === 128) prefix = Math.max(0, prefix - 96);
-  return `${formatIp(cidr.address)}/${prefix}`;
+  return `${formatIp(cidr.address, options)}/${prefix}`;
 }
 
 // ------------------------------------------------------------------ bytes
 
 /** The address as 4 (IPv4) or 16 (IPv6) network-order bytes. */
 export function ipToBytes(ip: IpAddress): Uint8Array {
-  const length = ip.family === 4 ? 4 : 16;
-  const out = new Uint8Array(length);
-  let v = ip.value;
-  for (let i = length - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
+  const out = new Uint8Array(ip.family === 4 ? 4 : 16);
+  const view = new DataView(out.buffer);
+  if (ip.family === 4) {
+    view.setUint32(0, Number(ip.value));
+  } else {
+    view.setBigUint64(0, ip.value >> 64n);
+    view.setBigUint64(8, ip.value & 0xffff_ffff_ffff_ffffn);
   }
   return out;
 }
 
-/** Reads 4 or 16 network-order bytes (16-byte IPv4-mapped input becomes IPv4, as Go's `To4()`). */
-export function ipFromBytes(bytes: Uint8Array): IpAddress {
-  if (bytes.length !== 4 && bytes.length !== 16) {
+/**
+ * Reads 4 or 16 network-order bytes. 16-byte IPv4-mapped input becomes IPv4,
+ * as Go's `To4()`, unless `keepMapped`.
+ * @throws {RangeError} for any other length.
+ */
+export function ipFromBytes(bytes: Uint8Array, options: ParseIpOptions = {}): IpAddress {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length === 4) return { family: 4, value: BigInt(view.getUint32(0)) };
+  if (bytes.length !== 16) {
     throw new RangeError(`Cannot read an IP address from ${bytes.length} bytes: need 4 or 16`);
   }
-  let value = 0n;
-  for (const b of bytes) value = (value << 8n) | BigInt(b);
-  return canonicalIp({ family: bytes.length === 4 ? 4 : 6, value });
+  const ip: IpAddress = {
+    family: 6,
+    value: (view.getBigUint64(0) << 64n) | view.getBigUint64(8),
+  };
+  return options.keepMapped ? ip : canonicalIp(ip);
 }
 
 // ------------------------------------------------------------- arithmetic

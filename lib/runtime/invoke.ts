@@ -3,13 +3,15 @@
  * `CNI_PATH`, build its stdin from the list entry, pass the CNI_* variables on
  * top of the caller's environment, and turn a failure into the plugin's error
  * object (or libcni's `netplugin failed ...` text when it printed none).
+ * Finding, spawning and error decoding are `lib/cni/exec.ts`, which plugin
+ * delegation uses too, as both sides use Go's `pkg/invoke`.
  *
  * @module
  */
-import { join } from "@std/path";
 import { CniError } from "../cni/error.ts";
+import { execPluginFile, findPlugin } from "../cni/exec.ts";
 import type { Result } from "../cni/types.ts";
-import { goTypeName, isObject, marshalGo, quoteGo } from "./_json.ts";
+import { goTypeName, isObject, marshalGo } from "./_json.ts";
 import { CURRENT_VERSION } from "../cni/version.ts";
 import { decodeResult, resultJson } from "./_result.ts";
 import { parsePluginConf, type PluginConfig } from "./conflist.ts";
@@ -84,92 +86,8 @@ export function pluginEnv(args: InvokeArgs, base: Record<string, string>): Recor
  * await findInPath("bridge", ["/opt/cni/bin", "/usr/lib/cni"]); // "/usr/lib/cni/bridge"
  * ```
  */
-export async function findInPath(name: string, paths: readonly string[]): Promise<string> {
-  if (name === "") throw new Error("no plugin name provided");
-  if (name.includes("/")) throw new Error(`invalid plugin name: ${name}`);
-  if (paths.length === 0) throw new Error("no paths provided");
-  for (const dir of paths) {
-    const full = join(dir, name);
-    try {
-      if ((await Deno.stat(full)).isFile) return full;
-    } catch {
-      // Not there (or unreadable): keep looking, as libcni does.
-    }
-  }
-  throw new Error(`failed to find plugin "${name}" in path [${paths.join(" ")}]`);
-}
-
-const SIGNAL_TEXT: Record<string, string> = {
-  SIGHUP: "hangup",
-  SIGINT: "interrupt",
-  SIGQUIT: "quit",
-  SIGILL: "illegal instruction",
-  SIGTRAP: "trace/breakpoint trap",
-  SIGABRT: "aborted",
-  SIGBUS: "bus error",
-  SIGFPE: "floating point exception",
-  SIGKILL: "killed",
-  SIGUSR1: "user defined signal 1",
-  SIGSEGV: "segmentation fault",
-  SIGUSR2: "user defined signal 2",
-  SIGPIPE: "broken pipe",
-  SIGALRM: "alarm clock",
-  SIGTERM: "terminated",
-};
-
-/** Go's text for a finished process that failed (`*exec.ExitError`). */
-function exitText(status: Deno.CommandStatus): string {
-  if (status.signal) return `signal: ${SIGNAL_TEXT[status.signal] ?? status.signal}`;
-  return `exit status ${status.code}`;
-}
-
-/** Go's text for a process that could not be started. */
-function spawnText(path: string, error: unknown): string {
-  let reason: string;
-  if (error instanceof Deno.errors.PermissionDenied) reason = "permission denied";
-  else if (error instanceof Deno.errors.NotFound) reason = "no such file or directory";
-  else {
-    reason = (error instanceof Error ? error.message : String(error))
-      .replace(/ \(os error \d+\)$/, "")
-      .replace(/^./, (c) => c.toLowerCase());
-  }
-  return `fork/exec ${path}: ${reason}`;
-}
-
-/** libcni `pluginErr`: the plugin's error object, or a message built from stderr and the exit. */
-function pluginError(reason: string, stdout: Uint8Array, stderr: Uint8Array): CniError {
-  if (stdout.length === 0) {
-    if (stderr.length === 0) {
-      return new CniError(0, `netplugin failed with no error message: ${reason}`);
-    }
-    return new CniError(0, `netplugin failed: ${quoteGo(decoder.decode(stderr))}: ${reason}`);
-  }
-  const text = decoder.decode(stdout);
-  try {
-    const raw: unknown = JSON.parse(text);
-    if (raw === null) return new CniError(0, "");
-    if (!isObject(raw)) throw new TypeError(`expected an object, got ${goTypeName(raw)}`);
-    const { code = 0, msg = "", details = "" } = raw as Record<string, unknown>;
-    if (typeof code !== "number" || !Number.isInteger(code)) {
-      throw new TypeError(`"code" must be an integer, got ${goTypeName(code)}`);
-    }
-    if (typeof msg !== "string" || typeof details !== "string") {
-      throw new TypeError(`"msg" and "details" must be strings`);
-    }
-    return new CniError(code, msg, details);
-  } catch (error) {
-    return new CniError(
-      0,
-      `netplugin failed but error parsing its diagnostic message ${quoteGo(text)}: ${
-        (error as Error).message
-      }`,
-    );
-  }
-}
-
-function writeStderr(chunk: Uint8Array): void {
-  let off = 0;
-  while (off < chunk.length) off += Deno.stderr.writeSync(chunk.subarray(off));
+export function findInPath(name: string, paths: readonly string[]): Promise<string> {
+  return Promise.resolve().then(() => findPlugin(name, paths));
 }
 
 /**
@@ -185,47 +103,17 @@ function writeStderr(chunk: Uint8Array): void {
  * });
  * ```
  */
-export async function execPlugin(
+export function execPlugin(
   pluginPath: string,
   request: PluginRequest,
   options: ExecOptions = {},
 ): Promise<Uint8Array> {
   const stdin = typeof request.stdin === "string" ? encoder.encode(request.stdin) : request.stdin;
-  const env = pluginEnv(request.args, options.env ?? Deno.env.toObject());
-  let child: Deno.ChildProcess | undefined;
-  for (let attempt = 0; child === undefined; attempt++) {
-    try {
-      child = new Deno.Command(pluginPath, {
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-        env,
-        clearEnv: true,
-        signal: options.signal,
-      }).spawn();
-    } catch (error) {
-      // The binary may be in the middle of being replaced.
-      if (attempt < 5 && /text file busy/i.test((error as Error).message)) {
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-        continue;
-      }
-      throw new CniError(
-        0,
-        `netplugin failed with no error message: ${spawnText(pluginPath, error)}`,
-        "",
-        {
-          cause: error,
-        },
-      );
-    }
-  }
-  // A plugin may exit without reading stdin (VERSION never does): ignore EPIPE.
-  const feeding = ReadableStream.from([stdin]).pipeTo(child.stdin).catch(() => {});
-  const out = await child.output();
-  await feeding;
-  if (!out.success) throw pluginError(exitText(out), out.stdout, out.stderr);
-  if (out.stderr.length > 0) (options.stderr ?? writeStderr)(out.stderr);
-  return out.stdout;
+  return execPluginFile(pluginPath, stdin, {
+    env: pluginEnv(request.args, options.env ?? Deno.env.toObject()),
+    signal: options.signal,
+    stderr: options.stderr,
+  });
 }
 
 /**

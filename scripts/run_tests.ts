@@ -7,6 +7,9 @@
  *
  * Extra arguments go to `deno test` (e.g. a path or `--filter`).
  *
+ * Not named `test.ts`: `deno test` would discover that name as a test module
+ * and run it, which would start `deno test` again, and again.
+ *
  * @module
  */
 
