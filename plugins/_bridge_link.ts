@@ -475,7 +475,7 @@ export async function settleAddresses(
 /** Options for {@linkcode ensureGatewayAddress}. */
 export interface GatewayOptions {
   forceAddress: boolean;
-  /** The bridge MAC to pin (the one read when the bridge was ensured). */
+  /** The bridge MAC to pin when the bridge cannot be re-read (normally its current MAC is pinned). */
   mac?: string;
 }
 
@@ -520,9 +520,13 @@ export function ensureGatewayAddress(
       throw new Error(`could not add IP address to "${bridge.name}": ${goErrorText(error)}`);
     }
   }
-  if (options.mac !== undefined) {
+  // Pin the MAC the bridge has now, with this container's port attached. The
+  // MAC read when the bridge was ensured may be all zeros: a bridge whose
+  // last port left (e.g. an earlier ADD that failed and was undone) has none.
+  const current = host.linkByIndex(bridge.index).mac ?? options.mac;
+  if (current !== undefined && current !== "00:00:00:00:00:00") {
     try {
-      host.linkSetMac(bridge.index, options.mac);
+      host.linkSetMac(bridge.index, current);
     } catch (error) {
       throw new Error(`could not set bridge's mac: ${goErrorText(error)}`);
     }

@@ -1,7 +1,8 @@
 // deno-lint-ignore-file no-console -- a probe reports what it received.
 /**
  * A tiny TCP/UDP peer for the demo and the end-to-end tests, started inside a
- * namespace with `ip netns exec`:
+ * namespace with `ip netns exec` (the UDP modes need `--unstable-net`, which
+ * `Deno.listenDatagram` still requires):
  *
  *   _netprobe.ts serve <port> <reply>      answer every TCP connection with <reply>
  *   _netprobe.ts serve-udp <port> <reply>  answer every UDP datagram with <reply>

@@ -29,6 +29,19 @@ if ! deno --version 2>/dev/null | grep -q "^deno ${DENO_VERSION} "; then
 fi
 deno --version | head -1
 
+# podman with the CNI backend for the end-to-end tests: runc explicitly (crun refuses this
+# kind of machine's cgroup setup) and a static busybox to import as an image, no registry.
+podman_packages=(podman runc busybox-static catatonit)
+podman_missing=()
+for p in "${podman_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || podman_missing+=("$p")
+done
+if ((${#podman_missing[@]})); then
+  echo "setup: installing Debian packages: ${podman_missing[*]}"
+  [ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -print -quit)" ] || apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${podman_missing[@]}" >/dev/null
+fi
+
 # playwright-core drives Debian's chromium in the dashboard's browser test; kept outside the
 # project so no package.json sits beside deno.json.
 if [ ! -d /opt/cnibox-browser/node_modules/playwright-core ]; then

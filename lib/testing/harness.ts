@@ -30,6 +30,8 @@ export function pluginDir(): Promise<string> {
   installing ??= (async () => {
     const { installPlugins } = await import("../../commands/install.ts");
     const dir = await Deno.makeTempDir({ prefix: "cnibox-bin-" });
+    // Launchers are a few hundred bytes each, but one dir per test process adds up.
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
     await installPlugins(dir, { force: true });
     return dir;
   })();
