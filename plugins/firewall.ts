@@ -17,7 +17,7 @@
 import { confField } from "../lib/cni/config.ts";
 import { CniError, ErrorCode } from "../lib/cni/error.ts";
 import type { CmdArgs, NetConf, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
-import { formatAddr, parsePrefixed } from "../lib/firewall/_addr.ts";
+import { familyBits, inetNtop, tryParseCidr, tryParseIp } from "../lib/ip/cidr.ts";
 import { prevResultOf, validAttachmentIds } from "../lib/firewall/_cni.ts";
 import { defaultExecer, type Execer } from "../lib/firewall/exec.ts";
 import { firewalldRunning } from "../lib/firewall/firewalld.ts";
@@ -89,17 +89,17 @@ export function parseFirewallConf(conf: NetConf): FirewallConf {
 function hostAddresses(result: Result): Map<Family, string[]> {
   const byFamily = new Map<Family, string[]>();
   for (const ip of result.ips ?? []) {
-    const parsed = parsePrefixed(ip.address);
+    const parsed = tryParseCidr(ip.address, { keepMapped: true })?.address;
     if (!parsed) {
       throw new CniError(
         ErrorCode.DecodingFailure,
         `invalid address in prevResult: "${ip.address}"`,
       );
     }
-    const host = `${formatAddr(parsed.addr)}/${parsed.addr.family === 4 ? 32 : 128}`;
-    const list = byFamily.get(parsed.addr.family) ?? [];
+    const host = `${inetNtop(parsed)}/${familyBits(parsed.family)}`;
+    const list = byFamily.get(parsed.family) ?? [];
     if (!list.includes(host)) list.push(host);
-    byFamily.set(parsed.addr.family, list);
+    byFamily.set(parsed.family, list);
   }
   return byFamily;
 }
@@ -272,13 +272,9 @@ export function addressOwners(nat: Map<string, string[]>): Map<string, Set<strin
     for (const inner of nat.get(chain) ?? []) {
       const target = value(tokenizeRule(inner), "--to-destination");
       const host = target?.replace(/^\[(.*)\]:\d+$/, "$1").replace(/^([0-9.]+):\d+$/, "$1");
-      const parsed = host ? parsePrefixed(`${host}/${host.includes(":") ? 128 : 32}`) : undefined;
+      const parsed = host ? tryParseIp(host, { keepMapped: true }) : undefined;
       if (parsed) {
-        claim(
-          `${formatAddr(parsed.addr)}/${parsed.addr.family === 4 ? 32 : 128}`,
-          match[1],
-          match[2],
-        );
+        claim(`${inetNtop(parsed)}/${familyBits(parsed.family)}`, match[1], match[2]);
       }
     }
   }

@@ -20,7 +20,7 @@
 import { confField } from "../lib/cni/config.ts";
 import { CniError, ErrorCode } from "../lib/cni/error.ts";
 import type { CmdArgs, NetConf, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
-import { type Addr, formatAddr, parsePrefixed, type Prefixed } from "../lib/firewall/_addr.ts";
+import { inetNtop, type IpAddress, tryParseCidr } from "../lib/ip/cidr.ts";
 import { type PrevResult, prevResultOf, validAttachmentIds } from "../lib/firewall/_cni.ts";
 import { formatChainName } from "../lib/firewall/chain_name.ts";
 import { defaultExecer, type Execer, findCommand } from "../lib/firewall/exec.ts";
@@ -64,7 +64,7 @@ export interface PortmapConf {
   conditionsV6: string[];
   mappings: PortMapping[];
   /** The container's first IPv4 and IPv6 address on `CNI_IFNAME` (from prevResult). */
-  container: { 4?: Prefixed; 6?: Prefixed };
+  container: { 4?: HostportSpec["container"]; 6?: HostportSpec["container"] };
   /** prevResult as given and in the 1.x shape. */
   prev?: PrevResult;
 }
@@ -223,10 +223,11 @@ export function parsePortmapConf(
   const mappings = parseMappings(conf);
 
   // The first IPv4 and IPv6 on CNI_IFNAME inside the sandbox (ips without an interface count too).
-  const container: { 4?: Prefixed; 6?: Prefixed } = {};
+  const container: PortmapConf["container"] = {};
   for (const ip of result?.ips ?? []) {
-    const parsed = parsePrefixed(ip.address);
-    if (!parsed) fail(`invalid address in prevResult: ${JSON.stringify(ip.address)}`);
+    const cidr = tryParseCidr(ip.address, { keepMapped: true });
+    if (!cidr) fail(`invalid address in prevResult: ${JSON.stringify(ip.address)}`);
+    const parsed = { addr: cidr.address, prefix: cidr.prefixLength };
     if (container[parsed.addr.family]) continue;
     const index = ip.interface;
     const ifaces = result?.interfaces ?? [];
@@ -264,8 +265,8 @@ function prefixed(error: unknown): never {
  * table in `/proc/net/route`: longest prefix, then lowest metric. Undefined
  * if none.
  */
-export function routingInterface(address: Addr, routeTable: string): string | undefined {
-  const value = address.bytes.reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+export function routingInterface(address: IpAddress, routeTable: string): string | undefined {
+  const value = address.value;
   let best: { name: string; len: number; metric: number } | undefined;
   for (const line of routeTable.split("\n").slice(1)) {
     const [name, dest, , flags, , , metric, mask] = line.trim().split(/\s+/);
@@ -299,7 +300,7 @@ export interface PortmapDeps {
   /** Deletes UDP conntrack entries for host ports (in-process ctnetlink by default). */
   flushConntrack?: (ports: number[], family: Family) => Promise<void>;
   /** Sets `route_localnet=1` on the interface routing to an IPv4 container address. */
-  enableRouteLocalnet?: (address: Addr) => Promise<void>;
+  enableRouteLocalnet?: (address: IpAddress) => Promise<void>;
 }
 
 async function defaultFlushConntrack(ports: number[], family: Family): Promise<void> {
@@ -308,7 +309,7 @@ async function defaultFlushConntrack(ports: number[], family: Family): Promise<v
   deleteConntrackByDstPort(ports, { family });
 }
 
-async function defaultEnableRouteLocalnet(address: Addr): Promise<void> {
+async function defaultEnableRouteLocalnet(address: IpAddress): Promise<void> {
   const name = routingInterface(address, await Deno.readTextFile("/proc/net/route"));
   if (name) writeSysctl(`net/ipv4/conf/${name}/route_localnet`, "1");
 }
@@ -405,7 +406,7 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
             new CniError(
               ErrorCode.InvalidNetworkConfig,
               `hostIP ${
-                formatAddr(m.hostIp)
+                inetNtop(m.hostIp)
               } is IPv${m.hostIp.family} but the container has no IPv${m.hostIp.family} address on ${args.ifName}`,
             ),
           );

@@ -3,7 +3,7 @@ import { CniError } from "../lib/cni/error.ts";
 import { parseNetConf } from "../lib/cni/config.ts";
 import type { CmdArgs, Command, Result } from "../lib/cni/types.ts";
 import { type ExecCall, RecordingExecer } from "../lib/firewall/exec.ts";
-import { formatAddr } from "../lib/firewall/_addr.ts";
+import { formatIp, parseIp } from "../lib/ip/cidr.ts";
 import type { Family } from "../lib/firewall/iptables.ts";
 import { createNetns, ROOT } from "../lib/testing/netns.ts";
 import {
@@ -92,7 +92,7 @@ function fakeDeps(listings: Partial<Record<Family, string>> = {}): PortmapDeps &
       return Promise.resolve();
     },
     enableRouteLocalnet: (addr) => {
-      localnet.push(formatAddr(addr));
+      localnet.push(formatIp(addr));
       return Promise.resolve();
     },
   };
@@ -133,8 +133,8 @@ Deno.test("parsePortmapConf() picks the first address per family on CNI_IFNAME i
   const parsed = parsePortmapConf(parseNetConf(JSON.stringify(conf({ prevResult: result }))), {
     ifName: "eth0",
   });
-  assertEquals(formatAddr(parsed.container[4]!.addr), "10.0.0.2");
-  assertEquals(formatAddr(parsed.container[6]!.addr), "fd00::2");
+  assertEquals(formatIp(parsed.container[4]!.addr), "10.0.0.2");
+  assertEquals(formatIp(parsed.container[6]!.addr), "fd00::2");
 });
 
 Deno.test("parsePortmapConf() keeps the reference's messages for its checks", () => {
@@ -432,13 +432,12 @@ Deno.test("routingInterface() picks the longest matching prefix from /proc/net/r
     "cni0\t00004D0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0",
     "down0\t03004D0A\t00000000\t0000\t0\t0\t0\tFFFFFFFF\t0\t0\t0",
   ].join("\n");
-  const addr = (text: string) => ({
-    family: 4 as const,
-    bytes: Uint8Array.from(text.split("."), Number),
-  });
-  assertEquals(routingInterface(addr("10.77.0.3"), table), "cni0");
-  assertEquals(routingInterface(addr("8.8.8.8"), table), "eth0");
-  assertEquals(routingInterface(addr("8.8.8.8"), table.split("\n").slice(2).join("\n")), undefined);
+  assertEquals(routingInterface(parseIp("10.77.0.3"), table), "cni0");
+  assertEquals(routingInterface(parseIp("8.8.8.8"), table), "eth0");
+  assertEquals(
+    routingInterface(parseIp("8.8.8.8"), table.split("\n").slice(2).join("\n")),
+    undefined,
+  );
 });
 
 // ---------------------------------------------------------------- side by side with the reference (root)

@@ -17,7 +17,7 @@ import { runPlugin } from "./skel.ts";
 import { decodeConfigVersion } from "./config.ts";
 import { parseResult, toCurrentResult } from "./result.ts";
 import { goJsonDecode, isJsonObject, valueTypeError } from "./_go.ts";
-import { findPlugin, type PluginRun, pluginOutput, runPluginFile } from "./exec.ts";
+import { findPlugin, pluginOutput, type PluginRun, runPluginFile } from "./exec.ts";
 
 export { findPlugin };
 

@@ -10,22 +10,11 @@ import {
   setInProcessLoader,
 } from "./delegate.ts";
 import type { Plugin } from "./types.ts";
+import { withDir as withTempDir, writeScript } from "./_testing.ts";
 
 const MAIN_MODULE = decodeURIComponent(new URL(Deno.mainModule).pathname);
 
-async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
-  const dir = Deno.realPathSync(Deno.makeTempDirSync({ prefix: "cbxc-delegate-" }));
-  try {
-    await fn(dir);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-}
-
-function writeScript(path: string, body: string, mode = 0o755): void {
-  Deno.writeTextFileSync(path, body, { mode });
-  Deno.chmodSync(path, mode);
-}
+const withDir = (fn: (dir: string) => Promise<void> | void) => withTempDir("cbxc-delegate-", fn);
 
 const stdinFor = (version: string) =>
   new TextEncoder().encode(
@@ -102,7 +91,7 @@ Deno.test("delegate*() turn a failed delegate into the runtime-side errors", asy
   await withDir(async (dir) => {
     writeScript(`${dir}/fakeipam`, SCRIPT);
     writeScript(`${dir}/silent`, "#!/bin/sh\nexit 4\n");
-    writeScript(`${dir}/noexec`, "#!/bin/sh\n", 0o644);
+    writeScript(`${dir}/noexec`, "#!/bin/sh\n", { mode: 0o644 });
     const args = { stdinData: stdinFor("1.1.0"), env: { CNI_PATH: dir } };
     const stdin = new TextDecoder().decode(args.stdinData);
 

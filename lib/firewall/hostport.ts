@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type Addr, formatAddr, networkOf } from "./_addr.ts";
+import { cidrOf, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
 import type { Rule } from "./iptables.ts";
 import type { NftTransaction } from "./nft.ts";
 import { sameRule, type TablePlan } from "./plan.ts";
@@ -30,7 +30,7 @@ export interface PortMapping {
   containerPort: number;
   protocol: PortProtocol;
   /** Host address to match; undefined means every address. */
-  hostIp?: Addr;
+  hostIp?: IpAddress;
 }
 
 /** Everything that shapes one container's rules in one family. */
@@ -40,7 +40,7 @@ export interface HostportSpec {
   /** Per-container chain (`CNI-DN-<hash>`). */
   chain: string;
   /** Container address and prefix length of this family. */
-  container: { addr: Addr; prefix: number };
+  container: { addr: IpAddress; prefix: number };
   /** All mappings, in the order given (entry rules use all of them). */
   mappings: readonly PortMapping[];
   snat: boolean;
@@ -140,8 +140,8 @@ export function dnatEntryRules(spec: HostportSpec): Rule[] {
   return rules;
 }
 
-function hostPortTarget(addr: Addr, port: number): string {
-  return addr.family === 4 ? `${formatAddr(addr)}:${port}` : `[${formatAddr(addr)}]:${port}`;
+function hostPortTarget(addr: IpAddress, port: number): string {
+  return addr.family === 4 ? `${inetNtop(addr)}:${port}` : `[${inetNtop(addr)}]:${port}`;
 }
 
 /**
@@ -155,13 +155,13 @@ export function dnatRules(spec: HostportSpec): Rule[] {
   const rules: Rule[] = [];
   for (const m of spec.mappings) {
     if (m.hostIp && m.hostIp.family !== addr.family) continue;
-    const dst = m.hostIp && !m.hostIp.bytes.every((b) => b === 0)
-      ? ["-d", `${formatAddr(m.hostIp)}/${bits}`]
-      : [];
+    const dst = m.hostIp && m.hostIp.value !== 0n ? ["-d", `${inetNtop(m.hostIp)}/${bits}`] : [];
     const match = ["-p", m.protocol, "-m", m.protocol, "--dport", String(m.hostPort)];
     if (spec.snat) {
       // -s 0.0.0.0/0 (masqAll) matches everything, and iptables-save drops it.
-      const source = spec.masqAll ? [] : ["-s", `${formatAddr(networkOf(addr, prefix))}/${prefix}`];
+      const source = spec.masqAll
+        ? []
+        : ["-s", `${inetNtop(networkAddress(cidrOf(addr, prefix)))}/${prefix}`];
       rules.push([...source, ...dst, ...match, "-j", spec.setMarkChain]);
       if (addr.family === 4 && !spec.masqAll) {
         rules.push(["-s", "127.0.0.1/32", ...dst, ...match, "-j", spec.setMarkChain]);
@@ -283,7 +283,7 @@ export function nftFamilyOf(family: 4 | 6): "ip" | "ip6" {
 /** Options for {@linkcode nftHostportAdd}. */
 export interface NftHostportSpec {
   containerId: string;
-  container: { addr: Addr };
+  container: { addr: IpAddress };
   mappings: readonly PortMapping[];
   snat: boolean;
   masqAll: boolean;
@@ -303,7 +303,7 @@ export function nftHostportAdd(tx: NftTransaction, spec: NftHostportSpec): void 
   const family = nftFamilyOf(spec.container.addr.family);
   const t = NFT_HOSTPORT_TABLE;
   const ipX = family;
-  const ip = formatAddr(spec.container.addr);
+  const ip = inetNtop(spec.container.addr);
   const cond = spec.conditions.length ? `${spec.conditions.join(" ")} ` : "";
   tx.addTable(family, t, { comment: "CNI portmap plugin" });
   tx.addChain(family, t, "hostports");
@@ -323,9 +323,7 @@ export function nftHostportAdd(tx: NftTransaction, spec: NftHostportSpec): void 
   for (const rule of spec.existing ?? []) tx.deleteRule(family, t, rule.chain, rule.handle);
   for (const m of spec.mappings) {
     if (m.hostIp && m.hostIp.family !== spec.container.addr.family) continue;
-    const daddr = m.hostIp && !m.hostIp.bytes.every((b) => b === 0)
-      ? `${ipX} daddr ${formatAddr(m.hostIp)} `
-      : "";
+    const daddr = m.hostIp && m.hostIp.value !== 0n ? `${ipX} daddr ${inetNtop(m.hostIp)} ` : "";
     tx.addRule(
       family,
       t,

@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { parseAddr } from "./_addr.ts";
+import { parseIp } from "../ip/cidr.ts";
 import { parseSave, renderRule, RestoreBatch } from "./iptables.ts";
 import { NftTransaction } from "./nft.ts";
 import { TablePlan } from "./plan.ts";
@@ -26,8 +26,8 @@ const CHAIN = "CNI-DN-70a29d9dc18bc4d652ea5";
 const MAPPINGS: PortMapping[] = [
   { hostPort: 8080, containerPort: 80, protocol: "tcp" },
   { hostPort: 5353, containerPort: 53, protocol: "udp" },
-  { hostPort: 8443, containerPort: 443, protocol: "tcp", hostIp: parseAddr("192.0.2.10")! },
-  { hostPort: 9000, containerPort: 9000, protocol: "tcp", hostIp: parseAddr("2001:db8::10")! },
+  { hostPort: 8443, containerPort: 443, protocol: "tcp", hostIp: parseIp("192.0.2.10") },
+  { hostPort: 9000, containerPort: 9000, protocol: "tcp", hostIp: parseIp("2001:db8::10") },
 ];
 
 function spec(addr: string, prefix: number, extra: Partial<HostportSpec> = {}): HostportSpec {
@@ -35,7 +35,7 @@ function spec(addr: string, prefix: number, extra: Partial<HostportSpec> = {}): 
     network: "mynet",
     containerId: "abc123",
     chain: CHAIN,
-    container: { addr: parseAddr(addr)!, prefix },
+    container: { addr: parseIp(addr), prefix },
     mappings: MAPPINGS,
     snat: true,
     masqAll: false,
@@ -138,7 +138,7 @@ Deno.test("dnatRules() drops the source for masqAll and skips marks without snat
     "-p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.0.2:80",
   ]);
   const unspecified = dnatRules(spec("10.0.0.2", 24, {
-    mappings: [{ hostPort: 1, containerPort: 2, protocol: "sctp", hostIp: parseAddr("0.0.0.0")! }],
+    mappings: [{ hostPort: 1, containerPort: 2, protocol: "sctp", hostIp: parseIp("0.0.0.0") }],
     snat: false,
   }));
   assertEquals(unspecified.map(renderRule), [
@@ -183,7 +183,7 @@ Deno.test("nftHostportAdd() renders the reference's nftables layout", () => {
   const tx = new NftTransaction();
   nftHostportAdd(tx, {
     containerId: "abc123",
-    container: { addr: parseAddr("10.77.0.3")! },
+    container: { addr: parseIp("10.77.0.3") },
     mappings: MAPPINGS,
     snat: true,
     masqAll: false,
@@ -191,7 +191,7 @@ Deno.test("nftHostportAdd() renders the reference's nftables layout", () => {
   });
   nftHostportAdd(tx, {
     containerId: "abc123",
-    container: { addr: parseAddr("fd77::3")! },
+    container: { addr: parseIp("fd77::3") },
     mappings: MAPPINGS,
     snat: true,
     masqAll: true,
@@ -204,7 +204,7 @@ Deno.test("nftHostportAdd() deletes the container's earlier rules first", () => 
   const tx = new NftTransaction();
   nftHostportAdd(tx, {
     containerId: "c",
-    container: { addr: parseAddr("10.0.0.2")! },
+    container: { addr: parseIp("10.0.0.2") },
     mappings: [MAPPINGS[0]],
     snat: false,
     masqAll: false,

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { type Addr, formatAddr, networkOf } from "./_addr.ts";
+import { cidrOf, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
 import { formatChainName, nftInstanceHash } from "./chain_name.ts";
 import { defaultExecer, type Execer } from "./exec.ts";
 import type { Family, Rule } from "./iptables.ts";
@@ -25,7 +25,7 @@ export const NFT_MASQ_TABLE = "cni_plugins_masquerade";
 
 /** A container address with its prefix length, as in a CNI result (`10.0.0.2/24`). */
 export interface MasqAddress {
-  addr: Addr;
+  addr: IpAddress;
   prefix: number;
 }
 
@@ -64,8 +64,8 @@ export function ipMasqRules(
 ): { chain: Rule[]; postrouting: Rule } {
   const { addr, prefix } = address;
   const comment = ["-m", "comment", "--comment", options.comment];
-  const host = `${formatAddr(addr)}/${addr.family === 4 ? 32 : 128}`;
-  const subnet = `${formatAddr(networkOf(addr, prefix))}/${prefix}`;
+  const host = `${inetNtop(addr)}/${addr.family === 4 ? 32 : 128}`;
+  const subnet = `${inetNtop(networkAddress(cidrOf(addr, prefix)))}/${prefix}`;
   const multicast = addr.family === 4 ? "224.0.0.0/4" : "ff00::/8";
   return {
     chain: [
@@ -204,12 +204,12 @@ export function nftMasqAdd(
   }
   for (const { addr, prefix } of addresses) {
     const ipX = addr.family === 4 ? "ip" : "ip6";
-    const subnet = `${formatAddr(networkOf(addr, prefix))}/${prefix}`;
+    const subnet = `${inetNtop(networkAddress(cidrOf(addr, prefix)))}/${prefix}`;
     tx.addRule(
       "inet",
       t,
       "masq_checks",
-      `${ipX} saddr == ${formatAddr(addr)} ${ipX} daddr != ${subnet} masquerade`,
+      `${ipX} saddr == ${inetNtop(addr)} ${ipX} daddr != ${subnet} masquerade`,
       { comment: options.comment },
     );
   }

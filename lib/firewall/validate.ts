@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Addr, formatAddr, isV4Mapped, parseAddr } from "./_addr.ts";
+import { canonicalIp, formatIp, type IpAddress, isIpv4Mapped, tryParseIp } from "../ip/cidr.ts";
 import { MAX_CHAIN_NAME_LENGTH } from "./chain_name.ts";
 
 // deno-lint-ignore no-control-regex -- control characters are exactly what is rejected.
@@ -112,16 +112,17 @@ export function validateProtocol(protocol: unknown, field: string): PortProtocol
  * assertThrows(() => validateAddress("10.0.0.1/24", "hostIP"), RangeError);
  * ```
  */
-export function validateAddress(text: unknown, field: string): Addr {
+export function validateAddress(text: unknown, field: string): IpAddress {
   if (typeof text !== "string") {
     throw new TypeError(`${field} must be a string, got ${show(text)}`);
   }
-  const addr = parseAddr(text);
+  // Mapped text stays IPv6 here so that it can be refused, not silently unwrapped.
+  const addr = tryParseIp(text, { keepMapped: true });
   if (!addr) throw new RangeError(`${field} must be an IPv4 or IPv6 address, got ${show(text)}`);
-  if (isV4Mapped(addr)) {
+  if (isIpv4Mapped(addr)) {
     throw new RangeError(
       `${field} must not be an IPv4-mapped IPv6 address, got ${show(text)}; use ${
-        formatAddr({ family: 4, bytes: addr.bytes.slice(12) })
+        formatIp(canonicalIp(addr))
       }`,
     );
   }

@@ -10,7 +10,7 @@
  * `::ffff:10.0.0.1` parses to the IPv4 address `10.0.0.1`; the
  * `keepMapped` option keeps it IPv6, as `inet_pton` does.
  *
- * The `inet_ntop` format style prints what glibc's `inet_ntop` prints (and so
+ * {@linkcode inetNtop} prints what glibc's `inet_ntop` prints (and so
  * `iptables-save`, `nft` and `ip`): the same compression, but addresses in
  * `::ffff:0:0/96` and `::w.x.y.z` with a non-zero seventh group keep an
  * embedded dotted IPv4 (`::ffff:1.2.3.4`, `::1.2.3.4`, `::0.1.0.0`) where Go
@@ -57,16 +57,6 @@ export interface ParseIpOptions {
    * @default {false}
    */
   keepMapped?: boolean;
-}
-
-/** Options for {@linkcode formatIp} and {@linkcode formatCidr}. */
-export interface FormatIpOptions {
-  /**
-   * `"go"`: Go's `net.IP.String()`. `"inet_ntop"`: glibc's `inet_ntop`, the
-   * text `iptables-save`, `nft` and `ip` print (embedded dotted IPv4 kept).
-   * @default {"go"}
-   */
-  style?: "go" | "inet_ntop";
 }
 
 const V4_MAX = (1n << 32n) - 1n;
@@ -276,15 +266,20 @@ function formatV6(value: bigint, ntop: boolean): string {
   return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
 }
 
-/**
- * Formats like Go's `net.IP.String()` (IPv4 dotted, IPv6 RFC 5952, IPv4-mapped
- * as IPv4), or with `style: "inet_ntop"` like glibc's `inet_ntop`.
- */
-export function formatIp(ip: IpAddress, options: FormatIpOptions = {}): string {
+/** Formats like Go's `net.IP.String()`: IPv4 dotted, IPv6 RFC 5952, IPv4-mapped as IPv4. */
+export function formatIp(ip: IpAddress): string {
   if (ip.family === 4) return formatV4(ip.value);
-  const ntop = options.style === "inet_ntop";
-  if (!ntop && ip.value >> 32n === 0xffffn) return formatV4(ip.value & V4_MAX);
-  return formatV6(ip.value, ntop);
+  if (ip.value >> 32n === 0xffffn) return formatV4(ip.value & V4_MAX);
+  return formatV6(ip.value, false);
+}
+
+/**
+ * Formats like glibc's `inet_ntop`, the text `iptables-save`, `nft` and `ip`
+ * print: {@linkcode formatIp}'s compression, but an IPv4 tail stays dotted in
+ * `::ffff:1.2.3.4` (family 6) and in `::1.2.3.4`.
+ */
+export function inetNtop(ip: IpAddress): string {
+  return ip.family === 4 ? formatV4(ip.value) : formatV6(ip.value, true);
 }
 
 /**
@@ -292,10 +287,10 @@ export function formatIp(ip: IpAddress, options: FormatIpOptions = {}): string {
  * included) and the prefix length. An IPv4 address under a 16-byte mask
  * prints with the mask's last 32 bits, as Go does.
  */
-export function formatCidr(cidr: Cidr, options: FormatIpOptions = {}): string {
+export function formatCidr(cidr: Cidr): string {
   let prefix = cidr.prefixLength;
   if (cidr.address.family === 4 && cidr.bits === 128) prefix = Math.max(0, prefix - 96);
-  return `${formatIp(cidr.address, options)}/${prefix}`;
+  return `${formatIp(cidr.address)}/${prefix}`;
 }
 
 // ------------------------------------------------------------------ bytes

@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
+import { createNetns, ROOT } from "../testing/netns.ts";
 import {
   canonicalIp,
   cidrContains,
@@ -9,10 +10,12 @@ import {
   formatCidr,
   formatIp,
   hasHostBits,
+  inetNtop,
   ipAddress,
   ipFromBytes,
   ipsEqual,
   ipToBytes,
+  isIpv4Mapped,
   lastAddress,
   networkAddress,
   networkOf,
@@ -51,6 +54,7 @@ Deno.test("parseIp() rejects what Go's net.ParseIP rejects", () => {
       "1:2:3:4:5:6:7:8::",
       "::1.2.3",
       "1:2:3:4:5:6:7:1.2.3.4",
+      "::ffff:01.2.3.4",
       "foo",
       "::g",
       "1:",
@@ -91,6 +95,11 @@ Deno.test("formatIp() compresses IPv6 like Go (RFC 5952)", () => {
     ["1:0:0:0:0:0:0:0", "1::"],
     ["FD77::2", "fd77::2"],
     ["fd00::ffff:ffff", "fd00::ffff:ffff"],
+    ["0:0:1:0:0:1:0:0", "::1:0:0:1:0:0"], // first of equal runs, at the start
+    // Go prints no embedded IPv4 tail (glibc does; see inetNtop()).
+    ["::1.2.3.4", "::102:304"],
+    ["1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:102:304"],
+    ["::1:0", "::1:0"],
   ];
   for (const [input, want] of cases) assertEquals(formatIp(parseIp(input)), want, input);
   assertEquals(formatIp(ipAddress(4, 0x0a4d0002n)), "10.77.0.2");
@@ -106,7 +115,9 @@ Deno.test("parseCidr() keeps host bits and the written mask width", () => {
   assertEquals(formatCidr(networkOf(c)), "10.9.8.0/24");
   assertEquals(formatCidr(c), "10.9.8.5/24");
   assert(!hasHostBits(parseCidr("fd00::/64")));
+  assertEquals(formatIp(networkAddress(cidrOf(parseIp("172.26.70.5"), 20))), "172.26.64.0");
   assertEquals(parseCidr("10.0.0.0/024").prefixLength, 24); // Go's dtoi allows leading zeros
+  assertEquals(parseCidr("10.0.0.0/0000000000024").prefixLength, 24); // any number of them
 });
 
 Deno.test("parseCidr() rejects bad prefixes and addresses", () => {
@@ -120,6 +131,7 @@ Deno.test("parseCidr() rejects bad prefixes and addresses", () => {
       "x/8",
       "/8",
       "10.0.0.0/-1",
+      "10.0.0.0/+8",
     ]
   ) {
     assertEquals(tryParseCidr(bad), undefined, bad);
@@ -133,6 +145,8 @@ Deno.test("formatCidr() prints IPv4-mapped CIDRs as Go's IPNet.String()", () => 
   assertEquals(mapped.bits, 128);
   assertEquals(formatCidr(mapped), "10.0.0.0/8");
   assertEquals(formatCidr(parseCidr("::ffff:10.0.0.0/127")), "10.0.0.0/31");
+  assertEquals(formatCidr(parseCidr("::ffff:1.2.3.4/96")), "1.2.3.4/0");
+  assertEquals(formatCidr(parseCidr("::ffff:1.2.3.4/64")), "1.2.3.4/0");
   assert(cidrContains(mapped, parseIp("10.200.0.1")));
   assert(!cidrContains(mapped, parseIp("11.0.0.1")));
 });
@@ -203,4 +217,69 @@ Deno.test("prefixMask(), cidrOf() and ipAddress() validate their input", () => {
   assertThrows(() => cidrOf(parseIp("10.0.0.1"), 33), RangeError, "33");
   assertThrows(() => ipAddress(4, 1n << 32n), RangeError, "out of range");
   assertEquals(canonicalIp(ipAddress(6, (0xffffn << 32n) | 5n)), ipAddress(4, 5n));
+});
+
+Deno.test("parseIp() with keepMapped keeps IPv4-mapped text IPv6, as inet_pton does", () => {
+  const mapped = parseIp("::ffff:10.0.0.1", { keepMapped: true });
+  assertEquals(mapped, { family: 6, value: (0xffffn << 32n) | 0x0a000001n });
+  assert(isIpv4Mapped(mapped));
+  assert(!isIpv4Mapped(parseIp("::ffff:10.0.0.1")));
+  assertEquals(parseIp("10.0.0.1", { keepMapped: true }).family, 4);
+  const cidr = parseCidr("::ffff:10.0.0.0/104", { keepMapped: true });
+  assertEquals([cidr.address.family, cidr.prefixLength, cidr.bits], [6, 104, 128]);
+  const bytes = ipToBytes(mapped);
+  assertEquals(ipFromBytes(bytes, { keepMapped: true }), mapped);
+  assertEquals(ipFromBytes(bytes).family, 4);
+});
+
+/** Real output of glibc's inet_ntop (`ip6tables-save`, `nft`, `ip -j`) on Debian bookworm. */
+const INET_NTOP_CASES: [string, string][] = [
+  ["::1.2.3.4", "::1.2.3.4"],
+  ["::102:304", "::1.2.3.4"],
+  ["::ffff:1.2.3.4", "::ffff:1.2.3.4"],
+  ["::1:0", "::0.1.0.0"],
+  ["::ffff:0:1", "::ffff:0.0.0.1"],
+  ["::ffff:1:0:0", "::ffff:1:0:0"],
+  ["64:ff9b::1.2.3.4", "64:ff9b::102:304"],
+  ["0:0:0:0:0:1:102:304", "::1:102:304"],
+  ["::0.0.1.0", "::100"],
+  ["1:0:2:3:4:5:6:7", "1:0:2:3:4:5:6:7"],
+  ["1:0:0:2:3:4:5:6", "1::2:3:4:5:6"],
+  ["1:2:3:4:5:6:0:0", "1:2:3:4:5:6::"],
+  ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+  ["FD77:0:0:0:0:0:0:3", "fd77::3"],
+  ["::", "::"],
+  ["::1", "::1"],
+];
+
+Deno.test("inetNtop() prints what glibc prints", () => {
+  for (const [input, want] of INET_NTOP_CASES) {
+    assertEquals(
+      inetNtop(parseIp(input, { keepMapped: true })),
+      want,
+      input,
+    );
+  }
+  // Go and glibc differ only where glibc keeps an embedded IPv4 address.
+  assertEquals(formatIp(parseIp("::ffff:1.2.3.4", { keepMapped: true })), "1.2.3.4");
+  assertEquals(inetNtop(parseIp("10.1.2.3")), "10.1.2.3");
+});
+
+Deno.test({
+  name: "inetNtop() matches ip6tables-save in a netns",
+  ignore: !ROOT,
+  async fn() {
+    await using ns = await createNetns("cbxj-ntop");
+    const chain = await ns.exec("ip6tables", ["-N", "CBXJ"]);
+    assertEquals(chain.code, 0, chain.stderr);
+    for (const [input] of INET_NTOP_CASES) {
+      const out = await ns.exec("ip6tables", ["-A", "CBXJ", "-s", `${input}/128`, "-j", "ACCEPT"]);
+      assertEquals(out.code, 0, out.stderr);
+    }
+    const save = await ns.exec("ip6tables-save", ["-t", "filter"]);
+    const printed = save.stdout.split("\n").filter((line) => line.startsWith("-A CBXJ "))
+      .map((line) => line.split(" ")[3].replace(/\/128$/, ""));
+    const ours = INET_NTOP_CASES.map(([input]) => inetNtop(parseIp(input, { keepMapped: true })));
+    assertEquals(ours, printed);
+  },
 });
