@@ -9,6 +9,7 @@
 import { type Execer, findCommand } from "../lib/firewall/exec.ts";
 import { IptablesError } from "../lib/firewall/iptables.ts";
 import {
+  gcIpMasq,
   ipMasqChainName,
   planIpMasqDel,
   setupIpMasq,
@@ -17,6 +18,7 @@ import {
 import { NftError } from "../lib/firewall/nft.ts";
 import { transact } from "../lib/firewall/transaction.ts";
 import type { IpFamily } from "../lib/ip/cidr.ts";
+import type { Attachment } from "../lib/cni/types.ts";
 
 /** Whose rules: the network, container and interface of one attachment. */
 export interface MasqOwner {
@@ -83,12 +85,39 @@ export async function teardownMasq(
       execer: options.execer,
     }),
   ]);
-  const missingTool = (error: unknown) =>
-    (error instanceof IptablesError || error instanceof NftError) && error.code === 127;
   const errors = outcomes.flatMap((outcome) =>
     outcome.status === "rejected" && !missingTool(outcome.reason)
       ? [(outcome.reason as Error).message]
       : []
   );
   if (errors.length > 0) throw new Error(errors.join("\n"));
+}
+
+/** The tool (iptables or nft) is not installed: nothing of that backend can exist. */
+function missingTool(error: unknown): boolean {
+  return (error instanceof IptablesError || error instanceof NftError) && error.code === 127;
+}
+
+/**
+ * CNI 1.1 GC (which upstream's bridge lacks): removes this network's
+ * masquerade rules of containers not in `valid`, in both backends, as DEL
+ * tears down both. Returns the container ids cleaned up.
+ */
+export async function gcMasq(
+  network: string,
+  valid: readonly Attachment[],
+  options: MasqOptions,
+): Promise<string[]> {
+  const outcomes = await Promise.allSettled(
+    (["iptables", "nftables"] as const).map((backend) =>
+      gcIpMasq(network, valid, { backend, execer: options.execer, lockPath: options.lockPath })
+    ),
+  );
+  const errors = outcomes.flatMap((outcome) =>
+    outcome.status === "rejected" && !missingTool(outcome.reason)
+      ? [(outcome.reason as Error).message]
+      : []
+  );
+  if (errors.length > 0) throw new Error(errors.join("\n"));
+  return outcomes.flatMap((outcome) => outcome.status === "fulfilled" ? outcome.value : []);
 }

@@ -105,7 +105,7 @@ export async function createWorld(count = 1): Promise<World> {
 
 /** One plugin call. */
 export interface Call {
-  command: "ADD" | "DEL" | "CHECK" | "STATUS";
+  command: "ADD" | "DEL" | "CHECK" | "STATUS" | "GC";
   /** The network config object (serialised as stdin). */
   conf: Record<string, unknown>;
   containerId?: string;

@@ -28,9 +28,10 @@ import {
   type DelegateArgs,
   delegateCheck,
   delegateDel,
+  delegateGc,
   delegateStatus,
 } from "../lib/cni/delegate.ts";
-import { parsePrevResult } from "../lib/cni/config.ts";
+import { parsePrevResult, validAttachments } from "../lib/cni/config.ts";
 import { convertResult } from "../lib/cni/result.ts";
 import type { CmdArgs, Interface, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
 import { SUPPORTED_VERSIONS, versionAtLeast } from "../lib/cni/version.ts";
@@ -524,6 +525,27 @@ async function cmdStatus(args: CmdArgs, options: BridgeOptions): Promise<void> {
   if (isLayer3(conf)) await delegateStatus(conf.ipamType, args);
 }
 
+/**
+ * GC (CNI 1.1; upstream's bridge has none): drops the masquerade rules of
+ * containers not in `cni.dev/valid-attachments` and forwards GC to IPAM so
+ * their leases go too. Without a valid-attachments list nothing is removed.
+ */
+async function cmdGc(args: CmdArgs, options: BridgeOptions): Promise<void> {
+  const { conf } = context(args, options);
+  const valid = validAttachments(args.conf);
+  const jobs: Promise<unknown>[] = [];
+  if (valid) {
+    const { gcMasq } = await import("./_bridge_masq.ts");
+    jobs.push(gcMasq(args.conf.name, valid, {
+      execer: options.execer ?? defaultExecer(),
+      lockPath: options.lockPath,
+    }));
+  }
+  if (isLayer3(conf)) jobs.push(delegateGc(conf.ipamType, args));
+  const outcomes = await Promise.allSettled(jobs);
+  for (const outcome of outcomes) if (outcome.status === "rejected") throw outcome.reason;
+}
+
 /** The bridge plugin's handlers; `options` exist for tests. */
 export function bridgeFuncs(options: BridgeOptions = {}): PluginFuncs {
   return {
@@ -531,6 +553,7 @@ export function bridgeFuncs(options: BridgeOptions = {}): PluginFuncs {
     del: (args) => cmdDel(args, options),
     check: (args) => cmdCheck(args, options),
     status: (args) => cmdStatus(args, options),
+    gc: (args) => cmdGc(args, options),
   };
 }
 

@@ -6,6 +6,7 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "@std/assert";
+import { formatChainName } from "../lib/firewall/chain_name.ts";
 import { findCommand, RecordingExecer } from "../lib/firewall/exec.ts";
 import {
   bridgeAddMessage,
@@ -874,5 +875,45 @@ Deno.test({
         }`,
     );
     await assertClean(world, "after timing runs");
+  },
+});
+
+Deno.test({
+  name:
+    "[1.1.0] bridge GC removes masquerade rules and leases of containers not in valid-attachments",
+  ignore: !ROOT,
+  async fn() {
+    await using world = await createWorld(2);
+    const conf = netConf(world, NOMAD, { cniVersion: "1.1.0" });
+    const [kept, leaked] = world.containers;
+    ok(
+      await runBridge(world, { command: "ADD", conf, containerId: "kept", netns: kept.path }),
+      "ADD kept",
+    );
+    ok(
+      await runBridge(world, { command: "ADD", conf, containerId: "leaked", netns: leaked.path }),
+      "ADD leaked",
+    );
+    const keptChain = await formatChainName("nomad", "kept");
+    const leakedChain = await formatChainName("nomad", "leaked");
+    assertStringIncludes(await natRules(world.host), leakedChain);
+    assertEquals((await leases(world.ipamDir)).length, 2);
+
+    const valid = [{ containerID: "kept", ifname: "eth0" }];
+    const gc = await runBridge(world, {
+      command: "GC",
+      conf: { ...conf, "cni.dev/valid-attachments": valid, "cni.dev/attachments": valid },
+      containerId: "",
+      netns: "",
+      ifName: "",
+    });
+    ok(gc, "GC");
+    const nat = await natRules(world.host);
+    assert(!nat.includes(leakedChain), `the leaked container's chain survived GC:\n${nat}`);
+    assertStringIncludes(nat, keptChain);
+    const left = await leases(world.ipamDir);
+    assertEquals(left.length, 1, `leases after GC: ${left}`);
+    // GC touches rules and leases only; links belong to DEL.
+    assertEquals((await hostVeths(world.host)).length, 2);
   },
 });

@@ -36,7 +36,7 @@ import {
   planHostportDel,
   type PortMapping,
 } from "../lib/firewall/hostport.ts";
-import { type Family, readTable, RestoreBatch, tokenizeRule } from "../lib/firewall/iptables.ts";
+import { commentOwners, type Family, readTable, RestoreBatch } from "../lib/firewall/iptables.ts";
 import { applyNft, listNftTable, NftError, NftTransaction } from "../lib/firewall/nft.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
 import { transact } from "../lib/firewall/transaction.ts";
@@ -495,7 +495,11 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
       for (const family of [4, 6] as Family[]) {
         try {
           const nat = await readTable("nat", { family, execer: execer() });
-          for (const id of dnatOwners(nat.chains.get("CNI-HOSTPORT-DNAT") ?? [], args.conf.name)) {
+          for (
+            const id of commentOwners(nat.chains.get("CNI-HOSTPORT-DNAT") ?? [], args.conf.name, {
+              prefix: "dnat ",
+            })
+          ) {
             if (!valid.has(id)) stale.add(id);
           }
         } catch {
@@ -568,20 +572,6 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
       throw new Error(`missing hostport rules in "masquerading" chain`);
     }
   }
-}
-
-/** Container ids named by `dnat name: "<network>" id: "<id>"` comments of `CNI-HOSTPORT-DNAT` rules. */
-export function dnatOwners(rules: readonly string[], network: string): Set<string> {
-  const ids = new Set<string>();
-  for (const rule of rules) {
-    const tokens = tokenizeRule(rule);
-    const at = tokens.indexOf("--comment");
-    const match = at === -1
-      ? null
-      : /^dnat name: "([^"\\]*)" id: "([^"\\]*)"$/.exec(tokens[at + 1]);
-    if (match && match[1] === network) ids.add(match[2]);
-  }
-  return ids;
 }
 
 /** The portmap plugin (CNI 0.1.0 and later). */

@@ -12,9 +12,9 @@
  * @module
  */
 import { cidrOf, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
-import { formatChainName, nftInstanceHash } from "./chain_name.ts";
+import { formatChainName, nftInstanceHash, nftNetworkHash } from "./chain_name.ts";
 import { defaultExecer, type Execer } from "./exec.ts";
-import type { Family, Rule } from "./iptables.ts";
+import { commentOwners, type Family, type Rule, tokenizeRule } from "./iptables.ts";
 import { applyNft, listNftTable, NftTransaction } from "./nft.ts";
 import type { TablePlan } from "./plan.ts";
 import { transact, type TransactOptions } from "./transaction.ts";
@@ -234,4 +234,56 @@ async function nftMasqApply(
     for (const handle of handles) tx.deleteRule("inet", NFT_MASQ_TABLE, "masq_checks", handle);
   }
   await applyNft(tx, { execer: options.execer });
+}
+
+/** An attachment that GC must keep (CNI 1.1 `cni.dev/valid-attachments`). */
+export interface ValidAttachment {
+  containerID: string;
+  ifname: string;
+}
+
+const IPMASQ_CHAIN = /^CNI-[0-9a-f]{24}$/;
+
+/**
+ * CNI 1.1 GC for masquerading: removes this network's rules whose container
+ * is not among `valid`. iptables: every `POSTROUTING` jump whose owner
+ * comment names the network and an unknown container, with the chain it
+ * jumps to (one transaction per family). nftables: the `masq_checks` rules
+ * whose comment carries the network hash and an unknown (id, ifname), as
+ * upstream's GC helper selects them. Returns the container ids cleaned up.
+ */
+export async function gcIpMasq(
+  network: string,
+  valid: readonly ValidAttachment[],
+  options: Partial<Omit<TransactOptions, "families">> & { backend?: "iptables" | "nftables" } = {},
+): Promise<string[]> {
+  const execer = options.execer ?? defaultExecer();
+  const removed = new Set<string>();
+  if (options.backend === "nftables") {
+    const prefix = await nftNetworkHash(network);
+    const keep = new Set(valid.map((a) => `if: ${a.ifname}, id: ${a.containerID}`));
+    const listing = await listNftTable("inet", NFT_MASQ_TABLE, { execer });
+    const tx = new NftTransaction();
+    for (const rule of listing.rules) {
+      if (rule.chain !== "masq_checks" || !rule.comment?.startsWith(prefix)) continue;
+      const owner = /if: (.*), id: (.*)$/.exec(rule.comment);
+      if (!owner || keep.has(`if: ${owner[1]}, id: ${owner[2]}`)) continue;
+      tx.deleteRule("inet", NFT_MASQ_TABLE, "masq_checks", rule.handle);
+      removed.add(owner[2]);
+    }
+    if (removed.size > 0) await applyNft(tx, { execer });
+    return [...removed];
+  }
+  const keep = new Set(valid.map((a) => a.containerID));
+  await transact("nat", (plan) => {
+    for (const rule of plan.rules("POSTROUTING")) {
+      const [id] = commentOwners([rule], network);
+      if (id === undefined || keep.has(id)) continue;
+      const tokens = tokenizeRule(rule);
+      const chain = tokens[tokens.indexOf("-j") + 1] ?? "";
+      // Only chains of the reference's shape: a foreign rule with a look-alike comment is left alone.
+      if (IPMASQ_CHAIN.test(chain) && planIpMasqDel(plan, chain)) removed.add(id);
+    }
+  }, { ...options, execer, families: [4, 6], tolerateUnusable: true });
+  return [...removed];
 }

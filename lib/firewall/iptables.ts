@@ -344,3 +344,26 @@ export async function applyRestore(
     });
   }
 }
+
+const OWNER_COMMENT = /^(.*)name: "([^"\\]*)" id: "([^"\\]*)"$/;
+
+/**
+ * Container ids named by the `name: "<net>" id: "<id>"` comments (the
+ * reference's Go `%q` form; `prefix` e.g. `"dnat "`) of rules that belong to
+ * `network`. Names and ids are validated before rendering, so they never
+ * carry quotes or backslashes.
+ */
+export function commentOwners(
+  rules: readonly string[],
+  network: string,
+  options: { prefix?: string } = {},
+): Set<string> {
+  const ids = new Set<string>();
+  for (const rule of rules) {
+    const tokens = tokenizeRule(rule);
+    const at = tokens.indexOf("--comment");
+    const match = at === -1 ? null : OWNER_COMMENT.exec(tokens[at + 1] ?? "");
+    if (match && match[1] === (options.prefix ?? "") && match[2] === network) ids.add(match[3]);
+  }
+  return ids;
+}
