@@ -9,6 +9,7 @@
  * @module
  */
 import type { Plugin } from "./lib/cni/types.ts";
+import { SUPPORTED_VERSIONS } from "./lib/cni/version.ts";
 
 /** A plugin module exports its plugin for the skeleton. */
 export type PluginModule = { plugin: Plugin };
@@ -22,6 +23,20 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   "host-local": () => import("./plugins/host_local.ts"),
   firewall: () => import("./plugins/firewall.ts"),
   portmap: () => import("./plugins/portmap.ts"),
+};
+
+/**
+ * Each plugin's CNI versions, known without loading the plugin: probes (a
+ * bare run, which is Nomad's fingerprint, and VERSION, which podman sends to
+ * every plugin before each ADD and DEL) are answered from this table.
+ * A test keeps it equal to each plugin's own `supportedVersions`.
+ */
+export const PLUGIN_VERSIONS: Record<string, readonly string[]> = {
+  loopback: SUPPORTED_VERSIONS,
+  bridge: SUPPORTED_VERSIONS,
+  "host-local": SUPPORTED_VERSIONS,
+  firewall: ["0.4.0", "1.0.0", "1.1.0"],
+  portmap: SUPPORTED_VERSIONS,
 };
 
 /** Subcommands of the `cnibox` command-line interface. */

@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { COMMANDS, PLUGINS } from "./applets.ts";
+import { COMMANDS, PLUGIN_VERSIONS, PLUGINS } from "./applets.ts";
+import type { PluginFuncs } from "./lib/cni/types.ts";
 
 /**
  * The name this process was started under. Read from `/proc/self/cmdline`
@@ -28,7 +29,19 @@ function invokedName(): string {
   }
 }
 
+/** Handlers for a probe: the skeleton answers a bare run and VERSION without calling them. */
+const PROBE_ONLY: PluginFuncs = {
+  add: () => Promise.reject(new Error("probe run reached ADD")),
+  del: () => Promise.reject(new Error("probe run reached DEL")),
+};
+
 async function runPlugin(name: string): Promise<number> {
+  const command = Deno.env.get("CNI_COMMAND") ?? "";
+  if (command === "" || command === "VERSION") {
+    const skel = await import("./lib/cni/skel.ts");
+    const identity = { name, supportedVersions: PLUGIN_VERSIONS[name], funcs: PROBE_ONLY };
+    return await skel.runPlugin(identity, skel.denoIo());
+  }
   const [skel, delegate, module] = await Promise.all([
     import("./lib/cni/skel.ts"),
     import("./lib/cni/delegate.ts"),

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { PLUGINS } from "./applets.ts";
+import { PLUGIN_VERSIONS, PLUGINS } from "./applets.ts";
 import { pluginDir, runApplet } from "./lib/testing/harness.ts";
 import { sh } from "./lib/testing/netns.ts";
 
@@ -86,3 +86,23 @@ Deno.test("install refuses to overwrite without --force and replaces with it", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the probe table lists each plugin's own supported versions", async () => {
+  assertEquals(Object.keys(PLUGIN_VERSIONS).sort(), Object.keys(PLUGINS).sort());
+  for (const [name, load] of Object.entries(PLUGINS)) {
+    const { plugin } = await load();
+    assertEquals(plugin.name, name);
+    assertEquals([...PLUGIN_VERSIONS[name]], [...plugin.supportedVersions], name);
+  }
+});
+
+for (const name of Object.keys(PLUGINS)) {
+  Deno.test(`${name}: VERSION answers with the plugin's versions`, async () => {
+    const out = await runApplet(name, { env: { CNI_COMMAND: "VERSION" } });
+    assertEquals(out.code, 0, out.stderr);
+    assertEquals(JSON.parse(out.stdout), {
+      cniVersion: "1.1.0",
+      supportedVersions: [...PLUGIN_VERSIONS[name]],
+    });
+  });
+}
