@@ -1,10 +1,13 @@
 /**
- * The table of roles this program can take: CNI plugins by the file name the
- * program runs as, and CLI subcommands. Every entry is a literal `import()`
- * so `deno compile` bundles it while a run evaluates only the one it needs.
+ * The CNI plugins this program can be, by the file name it runs as. Every
+ * entry is a literal `import()` so `deno compile` bundles it while a run
+ * evaluates only the one it needs.
  *
- * Kept apart from `main.ts` because subcommands read this table, and a module
- * importing `main.ts` would wait forever on its top-level `await`.
+ * Only plugins live here: `deno run` reads every module a literal `import()`
+ * can reach, so a table that also named the CLI's commands would make every
+ * plugin run read the status endpoint's modules too. The CLI's table is in
+ * `main.ts`. Kept apart from both entry points because subcommands read it,
+ * and a module importing an entry point would wait on its top-level `await`.
  *
  * @module
  */
@@ -13,8 +16,6 @@ import { SUPPORTED_VERSIONS } from "./lib/cni/version.ts";
 
 /** A plugin module exports its plugin for the skeleton. */
 export type PluginModule = { plugin: Plugin };
-/** A subcommand module exports its entry point. */
-export type CommandModule = { run(args: string[]): Promise<number> };
 
 /** The CNI plugins, by the name the program is run as. */
 export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
@@ -37,14 +38,4 @@ export const PLUGIN_VERSIONS: Record<string, readonly string[]> = {
   "host-local": SUPPORTED_VERSIONS,
   firewall: ["0.4.0", "1.0.0", "1.1.0"],
   portmap: SUPPORTED_VERSIONS,
-};
-
-/** Subcommands of the `cnibox` command-line interface. */
-export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
-  help: () => import("./commands/help.ts"),
-  version: () => import("./commands/version.ts"),
-  install: () => import("./commands/install.ts"),
-  exec: () => import("./commands/exec.ts"),
-  serve: () => import("./commands/serve.ts"),
-  gc: () => import("./commands/gc.ts"),
 };

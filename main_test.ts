@@ -26,6 +26,15 @@ for (const name of Object.keys(PLUGINS)) {
   });
 }
 
+Deno.test("a plugin run's graph holds no CLI command and no status endpoint", async () => {
+  const graph = await moduleGraph("plugin_main.ts");
+  const foreign = graph.filter((specifier) =>
+    /^(npm|node|jsr|https?):/.test(specifier) || specifier.includes("/commands/") ||
+    (specifier.includes("/lib/status/") && !specifier.endsWith("/lib/status/journal.ts"))
+  );
+  assertEquals(foreign, []);
+});
+
 Deno.test("plugin runs load no npm package and no node: module", async () => {
   for (const [name] of Object.entries(PLUGINS)) {
     const file = (await Deno.readTextFile(`${root}applets.ts`))
@@ -77,7 +86,11 @@ Deno.test("install refuses to overwrite without --force and replaces with it", a
     const written = await installPlugins(dir, { force: true });
     assertEquals(written.length, Object.keys(PLUGINS).length + 1);
     const launcher = await Deno.readTextFile(`${dir}/loopback`);
-    assertStringIncludes(launcher, `${LAUNCHER_MARKER} ${root}main.ts`);
+    assertStringIncludes(launcher, `${LAUNCHER_MARKER} ${root}plugin_main.ts`);
+    assertStringIncludes(
+      await Deno.readTextFile(`${dir}/cnibox`),
+      `${LAUNCHER_MARKER} ${root}main.ts`,
+    );
     assert(
       ((await Deno.stat(`${dir}/loopback`)).mode! & 0o111) !== 0,
       "launcher is not executable",

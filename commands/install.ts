@@ -27,8 +27,8 @@ function isCompiled(): boolean {
   return !/\/deno$/.test(Deno.execPath());
 }
 
-function mainModulePath(): string {
-  return new URL("../main.ts", import.meta.url).pathname;
+function entryPath(file: "main.ts" | "plugin_main.ts"): string {
+  return new URL(`../${file}`, import.meta.url).pathname;
 }
 
 /** The DENO_DIR this install was made with, pinned into launchers because runtimes clear HOME. */
@@ -43,16 +43,22 @@ function quote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The launcher script for this checkout. */
-export function launcherScript(options: { deno: string; main: string; denoDir: string }): string {
-  const config = options.main.replace(/main\.ts$/, "deno.json");
+/**
+ * The launcher script for one entry point of this checkout. Plugin launchers
+ * run `plugin_main.ts` without the project config: a plugin run needs no
+ * import map, and the config's npm entry would make Deno read npm metadata.
+ */
+export function launcherScript(
+  options: { deno: string; entry: string; denoDir: string; config?: string },
+): string {
+  const config = options.config === undefined ? "--no-config" : `--config ${quote(options.config)}`;
   return [
     "#!/bin/bash",
-    `${LAUNCHER_MARKER} ${options.main}`,
+    `${LAUNCHER_MARKER} ${options.entry}`,
     "# Runs the cnibox checkout above as the program named by this file's path (argv[0]).",
     `export DENO_DIR=${quote(options.denoDir)}`,
-    `exec -a "$0" ${quote(options.deno)} run -A --quiet --no-prompt --config ${quote(config)} ${
-      quote(options.main)
+    `exec -a "$0" ${quote(options.deno)} run -A --quiet --no-prompt ${config} ${
+      quote(options.entry)
     } "$@"`,
     "",
   ].join("\n");
@@ -79,11 +85,19 @@ export async function installPlugins(dir: string, options: InstallOptions = {}):
     );
   }
   const compiled = isCompiled();
-  const script = compiled ? "" : launcherScript({
-    deno: Deno.execPath(),
-    main: mainModulePath(),
-    denoDir: await denoDir(),
-  });
+  const scripts = new Map<string, string>();
+  if (!compiled) {
+    const common = { deno: Deno.execPath(), denoDir: await denoDir() };
+    scripts.set("plugin", launcherScript({ ...common, entry: entryPath("plugin_main.ts") }));
+    scripts.set(
+      "cli",
+      launcherScript({
+        ...common,
+        entry: entryPath("main.ts"),
+        config: entryPath("main.ts").replace(/main\.ts$/, "deno.json"),
+      }),
+    );
+  }
   const written: string[] = [];
   for (const name of names) {
     const path = `${dir}/${name}`;
@@ -93,7 +107,9 @@ export async function installPlugins(dir: string, options: InstallOptions = {}):
     if (compiled) {
       await Deno.symlink(Deno.execPath(), temp);
     } else {
-      await Deno.writeTextFile(temp, script, { mode: 0o755 });
+      await Deno.writeTextFile(temp, scripts.get(name === "cnibox" ? "cli" : "plugin")!, {
+        mode: 0o755,
+      });
       await Deno.chmod(temp, 0o755);
     }
     await Deno.rename(temp, path);
@@ -103,17 +119,26 @@ export async function installPlugins(dir: string, options: InstallOptions = {}):
   return written;
 }
 
-/** Transpiles the module graph into DENO_DIR now, so the first plugin run is not the slow one. */
+/** Transpiles both entry points' graphs into DENO_DIR now, so no runtime's first call pays for it. */
 async function warmCache(): Promise<void> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["cache", "--quiet", mainModulePath()],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(
-      `Cannot cache the module graph: ${new TextDecoder().decode(out.stderr).trim()}`,
-    );
+  const runs = [
+    ["cache", "--quiet", "--no-config", entryPath("plugin_main.ts")],
+    [
+      "cache",
+      "--quiet",
+      "--config",
+      entryPath("main.ts").replace(/main\.ts$/, "deno.json"),
+      entryPath("main.ts"),
+    ],
+  ];
+  for (const args of runs) {
+    const out = await new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "piped" })
+      .output();
+    if (!out.success) {
+      throw new Error(
+        `Cannot cache the module graph: ${new TextDecoder().decode(out.stderr).trim()}`,
+      );
+    }
   }
 }
 

@@ -33,9 +33,24 @@ import {
 } from "./iptables.ts";
 import { TablePlan } from "./plan.ts";
 
-/** Default lock file shared by every run of this program on the host (`/run` if there is no `/run/lock`). */
+/** Default lock file prefix; the netns inode is appended (`/run` if there is no `/run/lock`). */
 export const DEFAULT_LOCK_PATH = "/run/lock/cnibox-iptables.lock";
 const FALLBACK_LOCK_PATH = "/run/cnibox-iptables.lock";
+
+/**
+ * The lock path for the calling thread's network namespace: iptables state
+ * is per namespace, so runs in different namespaces (podman in a private
+ * one, tests, benchmarks) need not wait for each other. The host namespace
+ * keeps one well-known file per namespace inode.
+ */
+function namespacedLockPath(path: string): string {
+  try {
+    const inode = /\[(\d+)\]/.exec(Deno.readLinkSync("/proc/thread-self/ns/net"))?.[1];
+    return inode ? path.replace(/\.lock$/, `-${inode}.lock`) : path;
+  } catch {
+    return path;
+  }
+}
 
 /** Options for {@linkcode withLock}. */
 export interface LockOptions {
@@ -50,7 +65,7 @@ export interface LockOptions {
  */
 export async function withLock<T>(fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
   const paths = options.lockPath === undefined
-    ? [DEFAULT_LOCK_PATH, FALLBACK_LOCK_PATH]
+    ? [DEFAULT_LOCK_PATH, FALLBACK_LOCK_PATH].map(namespacedLockPath)
     : [options.lockPath].filter(Boolean);
   let file: Deno.FsFile | undefined;
   for (const path of paths) {
