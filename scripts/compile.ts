@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { PLUGINS } from "../applets.ts";
+import { PLUGIN_FILES, PLUGINS } from "../applets.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const dist = `${root}dist`;
@@ -17,7 +17,16 @@ const dist = `${root}dist`;
 await Deno.mkdir(dist, { recursive: true });
 const out = await new Deno.Command(Deno.execPath(), {
   // -A is baked in: plugins write /proc/sys and use FFI (see main.ts).
-  args: ["compile", "-A", "--no-check", "--output", `${dist}/cnibox`, `${root}main.ts`],
+  // Plugins are imported by computed URL (see applets.ts), so each is included by name.
+  args: [
+    "compile",
+    "-A",
+    "--no-check",
+    ...Object.values(PLUGIN_FILES).flatMap((file) => ["--include", `${root}${file}`]),
+    "--output",
+    `${dist}/cnibox`,
+    `${root}main.ts`,
+  ],
   stdout: "inherit",
   stderr: "piped",
 }).output();
