@@ -293,12 +293,43 @@ const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
  */
 export function goJsonDecode(bytes: Uint8Array): unknown {
   const text = decoder.decode(bytes);
+  const tooDeep = nestingBeyond(text, GO_MAX_JSON_DEPTH);
+  if (tooDeep !== undefined) {
+    throw new SyntaxError(`invalid character '${tooDeep}' exceeded max depth`);
+  }
   try {
     return JSON.parse(text);
   } catch (error) {
     const msg = goJsonSyntaxError(bytes) ?? (error as Error).message;
     throw new SyntaxError(msg, { cause: error });
   }
+}
+
+/** Go's `encoding/json` refuses documents nested deeper than this. */
+const GO_MAX_JSON_DEPTH = 10000;
+
+/**
+ * The bracket that takes `text` past `limit` levels of nesting, if any. Go
+ * rejects such input, and without the check a hostile config could be
+ * accepted (and a deep one could exhaust V8's parser stack).
+ */
+function nestingBeyond(text: string, limit: number): string | undefined {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return text[i];
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return undefined;
 }
 
 /** `json: cannot unmarshal <kind> into Go struct field <struct>.<field> of type <type>`. */

@@ -184,6 +184,16 @@ export function validAttachments(conf: NetConf): Attachment[] | undefined {
       throw fieldTypeError(containerID, "GCAttachment.containerID", "string");
     }
     if (typeof ifname !== "string") throw fieldTypeError(ifname, "GCAttachment.ifname", "string");
+    // Go would read a missing id as "" and GC would then release everything
+    // of the network; an incomplete entry is refused instead.
+    if (containerID === "" || ifname === "") {
+      throw new CniError(
+        ErrorCode.InvalidNetworkConfig,
+        `invalid cni.dev/valid-attachments entry ${
+          JSON.stringify(item)
+        }: containerID and ifname are required`,
+      );
+    }
     return { containerID, ifname };
   });
 }

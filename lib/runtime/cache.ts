@@ -190,12 +190,42 @@ export async function readCacheEntry(
 
 /** Removes an attachment's cache file; false when there was none. */
 export async function deleteCacheEntry(cacheDir: string, key: AttachmentKey): Promise<boolean> {
+  await removeOrphanTempFiles(cacheFilePath(cacheDir, key));
   try {
     await Deno.remove(cacheFilePath(cacheDir, key));
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
+  }
+}
+
+/**
+ * Removes `.<name>.<pid>.tmp` files of this entry whose writer is gone: a
+ * runtime killed between writing its temp file and renaming it leaves one.
+ */
+async function removeOrphanTempFiles(path: string): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const dir = path.slice(0, slash);
+  const prefix = `.${path.slice(slash + 1)}.`;
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.name.startsWith(prefix) || !entry.name.endsWith(".tmp")) continue;
+      const pid = Number(entry.name.slice(prefix.length, -".tmp".length));
+      if (!Number.isInteger(pid) || processAlive(pid)) continue;
+      await Deno.remove(`${dir}/${entry.name}`).catch(() => {});
+    }
+  } catch {
+    // No results dir: nothing to sweep.
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { goJsonDecode } from "../cni/_go.ts";
 import { join } from "@std/path";
 import { compareVersions, CURRENT_VERSION } from "../cni/version.ts";
 import { goTypeName, isObject, marshalGo } from "./_json.ts";
@@ -86,10 +87,6 @@ export class NetworkNotFoundError extends Error {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function toText(bytes: Uint8Array | string): string {
-  return typeof bytes === "string" ? bytes : decoder.decode(bytes);
-}
-
 function toBytes(bytes: Uint8Array | string): Uint8Array {
   return typeof bytes === "string" ? encoder.encode(bytes) : bytes;
 }
@@ -107,7 +104,7 @@ function toBytes(bytes: Uint8Array | string): Uint8Array {
 export function parsePluginConf(bytes: Uint8Array | string): PluginConfig {
   let raw: unknown;
   try {
-    raw = JSON.parse(toText(bytes));
+    raw = goJsonDecode(toBytes(bytes));
   } catch (error) {
     throw new SyntaxError(`error parsing configuration: ${(error as Error).message}`, {
       cause: error,
@@ -176,7 +173,7 @@ export function parseConfList(bytes: Uint8Array | string): NetworkConfigList {
   const prefix = "error parsing configuration list";
   let raw: unknown;
   try {
-    raw = JSON.parse(toText(bytes));
+    raw = goJsonDecode(toBytes(bytes));
   } catch (error) {
     throw new SyntaxError(`${prefix}: ${(error as Error).message}`, { cause: error });
   }

@@ -95,9 +95,16 @@ function normaliseSave(text: string): string {
 export async function snapshot(ns: TestNetns): Promise<Snapshot> {
   const json = async (args: string[]) =>
     JSON.parse((await ns.exec("ip", ["-j", ...args])).stdout || "[]");
-  // Volatile fields (counters, timers, operstate transitions) are dropped so two snapshots compare by content.
+  // Volatile fields (counters, bridge and bridge-port timers) are dropped so two snapshots compare by content.
+  type LinkInfo = Record<string, Record<string, unknown> | undefined>;
   const strip = (items: Record<string, unknown>[]) =>
-    items.map(({ stats64: _s, stats: _t, ...rest }) => rest);
+    items.map(({ stats64: _s, stats: _t, ...rest }) => {
+      const info = rest.linkinfo as LinkInfo | undefined;
+      for (const data of [info?.info_data, info?.info_slave_data]) {
+        for (const key of Object.keys(data ?? {})) if (key.endsWith("_timer")) delete data![key];
+      }
+      return rest;
+    });
   return {
     links: strip(await json(["-d", "link", "show"])),
     addresses: await json(["addr", "show"]),
