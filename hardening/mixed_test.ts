@@ -1,0 +1,166 @@
+/**
+ * Mixed fleets: the reference plugins (`/usr/lib/cni`, Debian 1.1.1) and
+ * ours operate on the same node and network (same bridge, lease dir, chains
+ * and result cache), under `cnibox exec` with `CNI_PATH` pointing at one or
+ * the other. ADD by one and DEL by the other, in turn and concurrently: no
+ * duplicate address, the shared chains hold each shared rule once, and
+ * nothing is left at the end.
+ *
+ * @module
+ */
+import { assertEquals } from "@std/assert";
+import { HAVE_REFERENCE, readTree } from "../lib/testing/harness.ts";
+import { ROOT, type TestNetns } from "../lib/testing/netns.ts";
+import { leaseView } from "./_corpus.ts";
+import { FULL } from "./_rig.ts";
+import { NETWORK, networkWorld } from "./_network.ts";
+
+const ROUNDS = FULL ? 5 : 2;
+const WIDTH = 16;
+
+/** Shared rules that are missing (`0 x ...`); duplicates are D6 and reported apart. */
+function missing(problems: string[]): string[] {
+  return problems.filter((p) => p.startsWith("0 x "));
+}
+
+/** Duplicated shared rules seen during the concurrent rounds (for D6's message). */
+const duplicates: string[] = [];
+
+/** Second copies of shared rules, as racing reference plugins leave them. */
+const DOUBLED = [
+  [
+    "-I",
+    "FORWARD",
+    "1",
+    "-m",
+    "comment",
+    "--comment",
+    "CNI firewall plugin rules",
+    "-j",
+    "CNI-FORWARD",
+  ],
+  [
+    ...["-t", "nat", "-A", "CNI-HOSTPORT-SETMARK", "-m", "comment", "--comment"],
+    ...["CNI portfwd masquerade mark", "-j", "MARK", "--set-xmark", "0x2000/0x2000"],
+  ],
+];
+
+function addressOf(stdout: string): string {
+  return (JSON.parse(stdout).ips as { address: string }[])[0].address.split("/")[0];
+}
+
+Deno.test({
+  name: "mixed fleet: ADD by the reference then DEL by cnibox, and the other way round",
+  ignore: !ROOT || !HAVE_REFERENCE,
+  async fn() {
+    await using world = await networkWorld({ cniVersion: "1.0.0" });
+    for (const addByReference of [true, false]) {
+      const containers: TestNetns[] = [];
+      for (let i = 0; i < 4; i++) containers.push(await world.container());
+      const calls = containers.map((ns, i) => ({
+        containerId: `mix-${addByReference ? "ref" : "ours"}-${i}`,
+        netns: ns.path,
+        ports: [18080 + i, 15353 + i],
+      }));
+      for (const call of calls) {
+        const add = await world.exec("add", { ...call, reference: addByReference });
+        assertEquals(add.code, 0, add.stderr);
+        // cnibox must see the attachment as intact whoever made it (the Debian
+        // reference's portmap CHECK fails even on its own IPv4-only attachments, bug #819).
+        const check = await world.exec("check", call);
+        assertEquals(check.code, 0, `CHECK by cnibox: ${check.stderr}`);
+      }
+      assertEquals(await world.sharedChainProblems(), []);
+      for (const call of calls) {
+        const del = await world.exec("del", { ...call, reference: !addByReference });
+        assertEquals(del.code, 0, del.stderr);
+      }
+      assertEquals(
+        await world.residue(containers),
+        [],
+        `ADD by ${addByReference ? "reference" : "cnibox"}`,
+      );
+      assertEquals(await world.sharedChainProblems(), []);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    `mixed fleet: ${ROUNDS} rounds of ${WIDTH} concurrent ADDs and crossed DELs, half reference, half cnibox`,
+  ignore: !ROOT || !HAVE_REFERENCE,
+  async fn() {
+    await using world = await networkWorld({ cniVersion: "1.0.0" });
+    const containers: TestNetns[] = [];
+    for (let i = 0; i < WIDTH; i++) containers.push(await world.container());
+    for (let round = 0; round < ROUNDS; round++) {
+      const calls = containers.map((ns, i) => ({
+        containerId: `mixc-${round}-${i}`,
+        netns: ns.path,
+        ports: [20000 + i, 25000 + i],
+      }));
+      const adds = await Promise.all(
+        calls.map((call, i) => world.exec("add", { ...call, reference: i % 2 === 0 })),
+      );
+      adds.forEach((out, i) =>
+        assertEquals(
+          out.code,
+          0,
+          `ADD ${calls[i].containerId} (${i % 2 ? "cnibox" : "ref"}): ${out.stderr}`,
+        )
+      );
+      const addresses = adds.map((out) => addressOf(out.stdout));
+      assertEquals(new Set(addresses).size, WIDTH, `round ${round}: duplicate addresses`);
+      const leases = leaseView(await readTree(`${world.leases}/${NETWORK}`));
+      assertEquals(Object.keys(leases).length, WIDTH, `round ${round}: leases`);
+      for (let i = 0; i < WIDTH; i++) {
+        assertEquals(leases[addresses[i]], `${calls[i].containerId}\r\neth0`);
+      }
+      // The reference's check-then-insert races with itself and with us: a shared rule may be
+      // doubled (D6), but none may be missing.
+      const afterAdd = await world.sharedChainProblems();
+      assertEquals(missing(afterAdd), [], `round ${round}: shared rules missing after ADD`);
+      duplicates.push(...afterAdd);
+
+      const dels = await Promise.all(
+        calls.map((call, i) => world.exec("del", { ...call, reference: i % 2 === 1 })),
+      );
+      dels.forEach((out, i) =>
+        assertEquals(out.code, 0, `DEL ${calls[i].containerId}: ${out.stderr}`)
+      );
+      assertEquals(await world.residue(containers), [], `round ${round}: residue`);
+      const afterDel = await world.sharedChainProblems();
+      assertEquals(missing(afterDel), [], `round ${round}: shared rules missing after DEL`);
+      duplicates.push(...afterDel);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "KNOWN DEFECT D6 (open, docs/hardening.md): shared rules doubled by a racing reference plugin are left once by the next cnibox ADD",
+  ignore: true,
+  async fn() {
+    await using world = await networkWorld({ cniVersion: "1.0.0" });
+    const ns = await world.container();
+    const first = { containerId: "d6-1", netns: ns.path, ports: [20000, 25000] };
+    assertEquals((await world.exec("add", first)).code, 0);
+    // What the reference's check-then-insert race leaves (seen in the concurrent rounds above,
+    // and among reference plugins alone): a second copy of shared rules.
+    for (const rule of DOUBLED) {
+      const out = await world.host.exec("iptables", rule);
+      assertEquals(out.code, 0, out.stderr);
+    }
+    assertEquals((await world.sharedChainProblems()).length, DOUBLED.length);
+    const ns2 = await world.container();
+    const second = { containerId: "d6-2", netns: ns2.path, ports: [20001, 25001] };
+    assertEquals((await world.exec("add", second)).code, 0);
+    assertEquals((await world.exec("del", second)).code, 0);
+    assertEquals((await world.exec("del", first)).code, 0);
+    assertEquals(
+      await world.sharedChainProblems(),
+      [],
+      `duplicates seen in the concurrent rounds: ${[...new Set(duplicates)].join("; ") || "none"}`,
+    );
+  },
+});
