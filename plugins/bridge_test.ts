@@ -920,3 +920,27 @@ Deno.test({
     assertEquals((await hostVeths(world.host)).length, 2);
   },
 });
+
+Deno.test({
+  name:
+    "bridge ipMasqBackend nftables: one rule per address in inet cni_plugins_masquerade, gone after DEL",
+  ignore: !ROOT || findCommand("nft") === undefined,
+  async fn() {
+    await using world = await createWorld(1);
+    const conf = netConf(world, { ...NOMAD, ipMasqBackend: "nftables" }, { cniVersion: "1.0.0" });
+    const add = await runBridge(world, { command: "ADD", conf, containerId: "nft1" });
+    ok(add, "ADD");
+    const address = (add.json?.ips as { address: string }[])[0].address.split("/")[0];
+    const listing = await nsSh(world.host, "nft list table inet cni_plugins_masquerade");
+    const masq = listing.split("\n").filter((line) => line.includes("masquerade comment"));
+    assertEquals(masq.length, 1, listing);
+    assertStringIncludes(masq[0], `ip saddr ${address} ip daddr != 172.26.64.0/20 masquerade`);
+    assertStringIncludes(masq[0], "net: nomad, if: eth0, id: nft1");
+    // No iptables masquerade chain when nftables is chosen.
+    assert(!(await natRules(world.host)).includes("CNI-"), "iptables rules were made too");
+
+    ok(await runBridge(world, { command: "DEL", conf, containerId: "nft1" }), "DEL");
+    const after = await nsSh(world.host, "nft list table inet cni_plugins_masquerade");
+    assert(!after.includes("masquerade comment"), after);
+  },
+});
