@@ -60,7 +60,7 @@ export async function statusFixture(): Promise<StatusFixture> {
   // bridge: a cnibox launcher; host-local: a symlink to a binary named cnibox; portmap: foreign.
   const launcher = launcherScript({
     deno: "/bin/false",
-    main: "/nonexistent/main.ts",
+    entry: "/nonexistent/plugin_main.ts",
     denoDir: "/tmp",
   });
   await Deno.writeTextFile(join(pluginDir, "bridge"), launcher, { mode: 0o755 });
