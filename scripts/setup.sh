@@ -1,13 +1,15 @@
 #!/bin/bash
 # Installs everything cnibox needs on a Debian machine with Node/npm, as root:
-# Debian's iproute2, iptables, nftables, conntrack and the reference plugins
-# (containernetworking-plugins, for side-by-side tests), and Deno 2.9 from the
-# npm registry into /opt/cnibox-deno with /usr/local/bin/deno pointing at it.
+# Debian's iproute2, iptables, nftables, conntrack, the reference plugins
+# (containernetworking-plugins, for side-by-side tests), hyperfine, strace and
+# time (benchmarks), curl, chromium and podman (end-to-end tests), and Deno 2.9
+# from the npm registry into /opt/cnibox-deno with /usr/local/bin/deno pointing
+# at it.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 DENO_VERSION="${DENO_VERSION:-2.9.6}"
-packages=(iproute2 iptables nftables conntrack containernetworking-plugins hyperfine curl chromium)
+packages=(iproute2 iptables nftables conntrack containernetworking-plugins hyperfine curl chromium strace time)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
