@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { PLUGIN_FILES } from "../applets.ts";
 import type { BenchHost } from "./_bench_host.ts";
 import { wire } from "./_bench_host.ts";
 import { alternate, CHAIN_PLUGINS, type Check, onPath } from "./_bench_scenarios.ts";
@@ -204,10 +205,8 @@ export function mergeOpenTraces(traces: readonly OpenTrace[]): OpenTrace {
 }
 
 /** The module a plugin's `applets.ts` entry imports, e.g. "plugins/bridge.ts". */
-export function pluginModule(appletsSource: string, name: string): string | undefined {
-  return appletsSource.match(
-    new RegExp(`"?${name}"?: \\(\\) => import\\("\\./(plugins/[a-z_]+\\.ts)"\\)`),
-  )?.[1];
+export function pluginModule(name: string): string | undefined {
+  return Object.hasOwn(PLUGIN_FILES, name) ? PLUGIN_FILES[name] : undefined;
 }
 
 /**
@@ -230,7 +229,6 @@ export async function startupAnatomy(
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(`${dir}/slim.json`, JSON.stringify({ imports: slimImports }));
   await Deno.writeTextFile(`${dir}/empty.js`, "Deno.exit(0);\n");
-  const applets = await Deno.readTextFile(`${root}applets.ts`);
   const variants: { name: string; plugin: string; argv: string[] }[] = [];
   // The VERSION path of main.ts without main.ts: only the skeleton is loaded.
   const versionEntry = `${dir}/version.ts`;
@@ -248,7 +246,7 @@ export async function startupAnatomy(
     ].join("\n"),
   );
   for (const plugin of options.plugins) {
-    const module = pluginModule(applets, plugin);
+    const module = pluginModule(plugin);
     const base = [deno, "run", "-A", "--quiet", "--no-prompt"];
     variants.push({ name: "/bin/true", plugin, argv: ["/bin/true"] });
     variants.push({
