@@ -33,38 +33,10 @@ export interface LiveAlloc extends Alloc {
 }
 
 const DRIVER = new URL("./_bench_driver.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+export { nomadConflist } from "../lib/testing/nomad.ts";
+import { nomadConflist } from "../lib/testing/nomad.ts";
 
-/** Nomad's default bridge conflist (nomad-and-podman.md A1) with `dataDir` moved into the bench's work dir. */
-export function nomadConflist(dataDir: string): string {
-  return JSON.stringify(
-    {
-      cniVersion: "0.4.0",
-      name: "nomad",
-      plugins: [
-        { type: "loopback" },
-        {
-          type: "bridge",
-          bridge: "nomad",
-          ipMasq: true,
-          isGateway: true,
-          forceAddress: true,
-          hairpinMode: false,
-          ipam: {
-            type: "host-local",
-            ranges: [[{ subnet: "172.26.64.0/20" }]],
-            routes: [{ dst: "0.0.0.0/0" }],
-            dataDir,
-          },
-        },
-        { type: "firewall", backend: "iptables", iptablesAdminChainName: "NOMAD-ADMIN" },
-        { type: "portmap", capabilities: { portMappings: true }, snat: true },
-      ],
-    },
-    null,
-    "\t",
-  );
-}
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 /** A reply of the driver. */
 export type DriverReply = Record<string, unknown> & { ok: boolean; error?: string; ms?: number };

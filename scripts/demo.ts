@@ -12,6 +12,7 @@
  * @module
  */
 import { pluginDir } from "../lib/testing/harness.ts";
+import { nomadConflist } from "../lib/testing/nomad.ts";
 import { createNetns, sh, type TestNetns } from "../lib/testing/netns.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -21,37 +22,6 @@ const hostPort = 28080;
 
 function step(text: string): void {
   console.log(`\n\x1b[1m== ${text}\x1b[0m`);
-}
-
-function nomadConflist(dataDir: string): string {
-  // Nomad's default bridge conflist (client/allocrunner/cni/bridge.go), dataDir moved into a temp dir.
-  return JSON.stringify(
-    {
-      cniVersion: "0.4.0",
-      name: network,
-      plugins: [
-        { type: "loopback" },
-        {
-          type: "bridge",
-          bridge: "nomad",
-          ipMasq: true,
-          isGateway: true,
-          forceAddress: true,
-          hairpinMode: false,
-          ipam: {
-            type: "host-local",
-            ranges: [[{ subnet: "172.26.64.0/20" }]],
-            routes: [{ dst: "0.0.0.0/0" }],
-            dataDir,
-          },
-        },
-        { type: "firewall", backend: "iptables", iptablesAdminChainName: "NOMAD-ADMIN" },
-        { type: "portmap", capabilities: { portMappings: true }, snat: true },
-      ],
-    },
-    null,
-    "\t",
-  );
 }
 
 interface Allocation {
