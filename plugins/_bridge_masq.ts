@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { type Execer, findCommand } from "../lib/firewall/exec.ts";
-import { IptablesError } from "../lib/firewall/iptables.ts";
+import { type Execer, findCommand, FirewallToolError } from "../lib/firewall/exec.ts";
 import {
   gcIpMasq,
   ipMasqChainName,
@@ -15,7 +14,6 @@ import {
   setupIpMasq,
   teardownIpMasq,
 } from "../lib/firewall/ipmasq.ts";
-import { NftError } from "../lib/firewall/nft.ts";
 import { transact } from "../lib/firewall/transaction.ts";
 import type { IpFamily } from "../lib/ip/cidr.ts";
 import type { Attachment } from "../lib/cni/types.ts";
@@ -95,7 +93,7 @@ export async function teardownMasq(
 
 /** The tool (iptables or nft) is not installed: nothing of that backend can exist. */
 function missingTool(error: unknown): boolean {
-  return (error instanceof IptablesError || error instanceof NftError) && error.code === 127;
+  return error instanceof FirewallToolError && error.code === 127;
 }
 
 /**

@@ -6,6 +6,21 @@
  * @module
  */
 
+/** A firewall tool (iptables-save/-restore, nft) that failed, with its exit status and output. */
+export class FirewallToolError extends Error {
+  override name = "FirewallToolError";
+  /** Exit status of the tool (127: not installed). */
+  readonly code: number;
+  /** The tool's stderr, trimmed. */
+  readonly stderr: string;
+
+  constructor(message: string, options: { code: number; stderr: string }) {
+    super(message);
+    this.code = options.code;
+    this.stderr = options.stderr;
+  }
+}
+
 /** What a finished command produced. */
 export interface ExecResult {
   code: number;

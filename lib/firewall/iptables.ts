@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { Execer } from "./exec.ts";
+import { type Execer, FirewallToolError } from "./exec.ts";
 
 /** IP family of an iptables command: 4 (`iptables`) or 6 (`ip6tables`). */
 export type Family = 4 | 6;
@@ -28,18 +28,8 @@ export type Table = "filter" | "nat" | "mangle" | "raw" | "security";
 export type Rule = readonly string[];
 
 /** A failed iptables-save/iptables-restore run, carrying the tool's output. */
-export class IptablesError extends Error {
+export class IptablesError extends FirewallToolError {
   override name = "IptablesError";
-  /** Exit status of the tool. */
-  readonly code: number;
-  /** The tool's stderr, trimmed. */
-  readonly stderr: string;
-
-  constructor(message: string, options: { code: number; stderr: string }) {
-    super(message);
-    this.code = options.code;
-    this.stderr = options.stderr;
-  }
 }
 
 // deno-lint-ignore no-control-regex -- control characters would split a restore line.

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Execer } from "./exec.ts";
+import { type Execer, FirewallToolError } from "./exec.ts";
 import { validateCommentText } from "./validate.ts";
 
 /** nftables address families used here. */
@@ -25,18 +25,8 @@ export interface NftChainOptions {
 }
 
 /** A failed `nft` run. */
-export class NftError extends Error {
+export class NftError extends FirewallToolError {
   override name = "NftError";
-  /** Exit status of nft. */
-  readonly code: number;
-  /** nft's stderr, trimmed. */
-  readonly stderr: string;
-
-  constructor(message: string, options: { code: number; stderr: string }) {
-    super(message);
-    this.code = options.code;
-    this.stderr = options.stderr;
-  }
 }
 
 // deno-lint-ignore no-control-regex -- a control character would end the nft command early.
