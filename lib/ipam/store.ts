@@ -21,7 +21,7 @@
 import type { Attachment } from "../cni/types.ts";
 import { formatIp, type IpAddress, tryParseIp } from "../ip/cidr.ts";
 import { goOsError } from "./_os_error.ts";
-import { LeaseIndex, scanLeaseDir, type ScannedLease } from "./lease_index.ts";
+import { INDEX_ROOT, LeaseIndex, scanLeaseDir, type ScannedLease } from "./lease_index.ts";
 
 /** The reference's default `dataDir`. */
 export const DEFAULT_DATA_DIR = "/var/lib/cni/networks";
@@ -190,14 +190,47 @@ export class DiskStore implements Disposable {
     return found.map(({ name }) => name).sort();
   }
 
-  /**
-   * Creates the lease file for `ip` (O_EXCL, 0600) and records it as the
-   * range set's last reservation. Returns false when the address is taken.
-   */
-  reserve(id: string, ifname: string, ip: IpAddress, rangeId: string): boolean {
-    const name = formatIp(ip);
-    const path = `${this.dir}/${name}`;
-    const key = leaseKey(id, ifname);
+  /** Where a lease is staged before it is linked into place (outside the lease directory). */
+  #scratchPath(): string {
+    const slash = this.dir.lastIndexOf("/");
+    return `${this.dir.slice(0, slash)}/${INDEX_ROOT}/${this.dir.slice(slash + 1)}/lease.tmp`;
+  }
+
+  #linkNewLease(path: string, key: string): "created" | "taken" | "unsupported" {
+    const scratch = this.#scratchPath();
+    try {
+      // Unlink first: a scratch file left by a kill may still be a second name of a live lease.
+      Deno.removeSync(scratch);
+    } catch {
+      // Absent, as it should be.
+    }
+    try {
+      Deno.mkdirSync(scratch.slice(0, scratch.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+      const file = Deno.openSync(scratch, { write: true, createNew: true, mode: 0o600 });
+      try {
+        writeAll(file, key);
+      } finally {
+        file.close();
+      }
+    } catch {
+      return "unsupported";
+    }
+    try {
+      Deno.linkSync(scratch, path);
+      return "created";
+    } catch (error) {
+      return error instanceof Deno.errors.AlreadyExists ? "taken" : "unsupported";
+    } finally {
+      try {
+        Deno.removeSync(scratch);
+      } catch {
+        // Left for the next reservation, which unlinks it before use.
+      }
+    }
+  }
+
+  /** The reference's way: O_EXCL create, then write. False when the address is taken. */
+  #createLeaseInPlace(path: string, key: string): boolean {
     let file: Deno.FsFile;
     try {
       file = Deno.openSync(path, { read: true, write: true, createNew: true, mode: 0o600 });
@@ -217,6 +250,28 @@ export class DiskStore implements Disposable {
       throw goOsError("write", path, error);
     }
     file.close();
+    return true;
+  }
+
+  /**
+   * Creates the lease file for `ip` (0600, never replacing an existing one)
+   * and records it as the range set's last reservation. Returns false when
+   * the address is taken.
+   *
+   * The reference creates the file with O_EXCL and then writes the owner, so
+   * a kill between the two leaves an empty lease nobody can release by id.
+   * Here the content is written to a scratch file first and hard-linked into
+   * place: link(2) fails with EEXIST like O_EXCL, and the lease appears with
+   * its owner or not at all. Where hard links are refused, the reference's
+   * two-step way is used.
+   */
+  reserve(id: string, ifname: string, ip: IpAddress, rangeId: string): boolean {
+    const name = formatIp(ip);
+    const path = `${this.dir}/${name}`;
+    const key = leaseKey(id, ifname);
+    const linked = this.#linkNewLease(path, key);
+    if (linked === "taken") return false;
+    if (linked === "unsupported" && !this.#createLeaseInPlace(path, key)) return false;
     this.index?.add(key, name);
     const lastPath = `${this.dir}/${LAST_IP_PREFIX}${rangeId}`;
     try {
@@ -291,8 +346,9 @@ export class DiskStore implements Disposable {
   /**
    * Releases every lease whose owner is not among `valid` (CNI 1.1 GC). A
    * legacy id-only lease is kept when any valid attachment has its container
-   * id. Files that are not leases (lock, last_reserved_ip.N) are never
-   * touched. Returns the released addresses.
+   * id. An empty lease file has no owner and is released. Files that are
+   * not leases (lock, last_reserved_ip.N) are never touched. Returns the
+   * released addresses.
    */
   gc(valid: readonly Attachment[]): IpAddress[] {
     const keep = new Set(valid.map((a) => leaseKey(a.containerID, a.ifname)));
@@ -302,9 +358,11 @@ export class DiskStore implements Disposable {
     for (
       const { name, key } of leases.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     ) {
-      if (key === "") continue; // not a lease we understand
+      // An empty lease is a writer killed between create and write (the
+      // reference's two-step create); under the lock nobody is still writing it.
       const owner = parseLeaseKey(key);
-      const alive = owner.ifname === undefined ? keepIds.has(owner.containerId) : keep.has(key);
+      const alive = key !== "" &&
+        (owner.ifname === undefined ? keepIds.has(owner.containerId) : keep.has(key));
       if (alive) continue;
       try {
         Deno.removeSync(`${this.dir}/${name}`);

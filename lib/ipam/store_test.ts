@@ -66,6 +66,28 @@ Deno.test("DiskStore.reserve() writes the reference's files and modes", async ()
   }
 });
 
+Deno.test("DiskStore.reserve() makes a lease appear with its owner, and a stale scratch file cannot damage one", async () => {
+  const dataDir = tempDataDir();
+  try {
+    const dir = `${dataDir}/${NET}`;
+    const scratch = `${dataDir}/${INDEX_ROOT}/${NET}/lease.tmp`;
+    await withStore(dataDir, (s) => assert(s.reserve("c1", "eth0", parseIp("10.0.0.2"), "0")));
+    assertEquals(Deno.statSync(`${dir}/10.0.0.2`).nlink, 1, "the scratch name was not removed");
+    // A kill between link and unlink leaves the scratch file as a second name of the lease.
+    Deno.linkSync(`${dir}/10.0.0.2`, scratch);
+    await withStore(dataDir, (s) => {
+      assert(!s.reserve("c2", "eth0", parseIp("10.0.0.2"), "0"), "taken address reserved twice");
+      assert(s.reserve("c3", "eth0", parseIp("10.0.0.3"), "0"));
+    });
+    assertEquals(Deno.readTextFileSync(`${dir}/10.0.0.2`), "c1\r\neth0");
+    assertEquals(Deno.readTextFileSync(`${dir}/10.0.0.3`), "c3\r\neth0");
+    assertEquals(mode(`${dir}/10.0.0.3`), "600");
+    assertEquals(names(`${dataDir}/${INDEX_ROOT}/${NET}`).includes("lease.tmp"), false);
+  } finally {
+    Deno.removeSync(dataDir, { recursive: true });
+  }
+});
+
 Deno.test("DiskStore.reserve() leaves an existing last_reserved_ip file's mode alone", async () => {
   const dataDir = tempDataDir();
   try {
@@ -151,13 +173,14 @@ for (const index of [true, false]) {
       }, index);
       Deno.writeTextFileSync(`${dir}/10.0.0.9`, "legacy-id");
       Deno.writeTextFileSync(`${dir}/10.0.0.10`, "stale-legacy");
+      Deno.writeTextFileSync(`${dir}/10.0.0.11`, ""); // a writer killed between create and write
       const released = await withStore(dataDir, (s) =>
         s.gc([
           { containerID: "keep", ifname: "eth0" },
           { containerID: "twoif", ifname: "eth0" },
           { containerID: "legacy-id", ifname: "eth0" },
         ]), index);
-      assertEquals(ips(released), ["10.0.0.10", "10.0.0.2", "10.0.0.4"]);
+      assertEquals(ips(released), ["10.0.0.10", "10.0.0.11", "10.0.0.2", "10.0.0.4"]);
       assertEquals(names(dir), ["10.0.0.1", "10.0.0.3", "10.0.0.9", "last_reserved_ip.0", "lock"]);
       // The freed address is allocatable again, and an empty valid list frees everything.
       await withStore(
