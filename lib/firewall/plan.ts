@@ -112,9 +112,28 @@ export class TablePlan {
     this.#chains.set(chain, []);
   }
 
-  /** Inserts (at the top) or appends `rule` unless `chain` already holds it anywhere. */
+  /** Indexes of every copy of `rule` in `chain` (see {@linkcode sameRule}). */
+  #copiesOf(chain: string, rule: Rule): number[] {
+    const text = renderRule(rule);
+    const copies: number[] = [];
+    this.rules(chain).forEach((listed, i) => {
+      if (listed === text || sameRule(listed, text)) copies.push(i);
+    });
+    return copies;
+  }
+
+  /**
+   * Inserts (at the top) or appends `rule` unless `chain` already holds it
+   * anywhere. Extra copies (left by another writer's check-then-insert race)
+   * are removed, keeping the first copy where it stands.
+   */
   ensureRule(chain: string, rule: Rule, options: { position?: RulePosition } = {}): void {
-    if (this.hasRule(chain, rule)) return;
+    const copies = this.#copiesOf(chain, rule);
+    if (copies.length > 1) {
+      this.#keepFirstCopy(chain, copies);
+      return;
+    }
+    if (copies.length === 1) return;
     const text = renderRule(rule);
     const rules = this.#chains.get(chain) ?? [];
     this.#chains.set(chain, rules);
@@ -125,6 +144,19 @@ export class TablePlan {
       this.#batch.append(this.#table, chain, rule);
       rules.push(text);
     }
+  }
+
+  /**
+   * `-D <rule>` removes the first match, so every copy is deleted and one is
+   * inserted back at the first copy's position: no rule number is trusted
+   * across the listing and the restore, and the order around it stays.
+   */
+  #keepFirstCopy(chain: string, copies: number[]): void {
+    const rules = this.#chains.get(chain)!;
+    const first = rules[copies[0]];
+    for (const i of copies) this.#batch.delete(this.#table, chain, rules[i]);
+    this.#batch.insert(this.#table, chain, first, { position: copies[0] + 1 });
+    this.#chains.set(chain, rules.filter((_, i) => !copies.includes(i) || i === copies[0]));
   }
 
   /** Deletes one copy of `rule` from `chain` if present; returns whether it did. */

@@ -53,6 +53,38 @@ Deno.test("TablePlan.ensureRule() inserts or appends only what is missing", () =
   assertEquals(plan.rules("FORWARD")[0], "-j X");
 });
 
+Deno.test("TablePlan.ensureRule() leaves one copy of a doubled rule, where the first stood", () => {
+  const listing = LISTING.replace(
+    "-A FORWARD -j OWN",
+    '-A FORWARD -j OWN\n-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+  );
+  const batch = new RestoreBatch();
+  const plan = new TablePlan(parseSave(listing, "filter"), batch);
+  const jump = ["-m", "comment", "--comment", "CNI firewall plugin rules", "-j", "CNI-FORWARD"];
+  plan.ensureRule("FORWARD", jump, { position: "first" });
+  plan.ensureRule("FORWARD", jump, { position: "first" });
+  plan.ensureRule("CNI-FORWARD", ["-s", "10.0.0.2/32", "-j", "ACCEPT"]);
+  assertEquals(
+    batch.render(),
+    [
+      "*filter",
+      '-D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+      '-D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+      '-I FORWARD 1 -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+      "-D CNI-FORWARD -s 10.0.0.2/32 -j ACCEPT",
+      "-D CNI-FORWARD -s 10.0.0.2/32 -j ACCEPT",
+      "-I CNI-FORWARD 1 -s 10.0.0.2/32 -j ACCEPT",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
+  assertEquals(plan.rules("FORWARD"), [
+    '-m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+    "-j OWN",
+  ]);
+  assertEquals(plan.rules("CNI-FORWARD"), ["-s 10.0.0.2/32 -j ACCEPT"]);
+});
+
 Deno.test("TablePlan.deleteRule() deletes one listed copy per call and nothing missing", () => {
   const { plan, batch } = fresh();
   assertEquals(plan.deleteRule("CNI-FORWARD", ["-s", "10.0.0.2/32", "-j", "ACCEPT"]), true);
