@@ -148,6 +148,7 @@ export async function networkWorld(options: NetworkWorldOptions = {}): Promise<N
           CNI_PATH: call.reference ? REFERENCE_DIR : bin,
           CNI_CACHE_DIR: cache,
           CNIBOX_JOURNAL: journal,
+          CNIBOX_FIREWALL_RECORDS: `${tmp}/firewall-records`,
           CNI_CONTAINERID: call.containerId || undefined,
           CAP_ARGS: mappings.length > 0 ? JSON.stringify({ portMappings: mappings }) : undefined,
         },
@@ -187,6 +188,9 @@ export async function networkWorld(options: NetworkWorldOptions = {}): Promise<N
       }
       for (const file of Object.keys(await readTree(`${cache}/results`))) {
         out.push(`cache ${file}`);
+      }
+      for (const file of Object.keys(await readTree(`${tmp}/firewall-records`))) {
+        out.push(`firewall record ${file}`);
       }
       if (!(await lockIsFree(`${leases}/${NETWORK}/lock`))) out.push("host-local lock held");
       return out;

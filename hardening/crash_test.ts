@@ -7,9 +7,8 @@
  * process of the killed group may survive, and a following ADD must not be
  * blocked by the dead process's locks.
  *
- * Two kinds of residue are known defects (D4, D7 in docs/hardening.md):
- * they are recorded, removed by hand so later runs start clean, and asserted
- * in their own tests, so the main test stays a clean signal for the rest.
+ * D4 and D7 (docs/hardening.md) were known defects here and are fixed:
+ * their residue now fails the main test like any other.
  *
  * Default: 40 kills. `HARDENING_FULL=1`: 200. `HARDENING_SEED=<n>` replays
  * the random delays; `HARDENING_REPORT=<file>` writes a JSON summary.
@@ -19,7 +18,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { ROOT, sh } from "../lib/testing/netns.ts";
 import { FULL, Rng, SEED } from "./_rig.ts";
-import { NETWORK, type NetworkWorld, networkWorld } from "./_network.ts";
+import { NETWORK, networkWorld } from "./_network.ts";
 
 const RUNS = Number(Deno.env.get("HARDENING_CRASH_RUNS") ?? (FULL ? 200 : 40));
 /** Verify every this-many runs that a full ADD goes through (and always at the end). */
@@ -45,37 +44,6 @@ async function survivors(pgid: number): Promise<string[]> {
   return out.stdout.split("\n").filter((line) => line && !line.includes("<defunct>"));
 }
 
-/**
- * D4: firewall's per-address `CNI-FORWARD` rules outlive a crash between
- * firewall ADD and the runtime's cache write: firewall DEL without
- * prevResult removes nothing, and GC only finds addresses that still have
- * nat-table owners.
- */
-function isD4(residue: string): boolean {
-  return /^rule -A CNI-FORWARD (-d|-s) \S+\/(32|128) /.test(residue);
-}
-
-/** D7: the runtime's temp file of an atomic cache write outlives a kill between write and rename. */
-function isD7(residue: string): boolean {
-  return /^cache \..*\.tmp$/.test(residue);
-}
-
-function isKnown(residue: string): boolean {
-  return isD4(residue) || isD7(residue);
-}
-
-/** Removes known-defect residue the way an operator would. */
-async function cleanKnown(world: NetworkWorld, residue: string[]): Promise<void> {
-  for (const line of residue) {
-    if (isD4(line)) {
-      const rule = line.slice("rule -A ".length).split(" ");
-      await world.host.exec("iptables", ["-t", "filter", "-D", ...rule]);
-    } else if (isD7(line)) {
-      await Deno.remove(`${world.cache}/results/${line.slice("cache ".length)}`);
-    }
-  }
-}
-
 const records: RunRecord[] = [];
 
 Deno.test({
@@ -86,6 +54,11 @@ Deno.test({
     await using world = await networkWorld();
     const container = await world.container();
     const ports = [18080, 15353];
+    // The firewall lock is per network namespace, named by the namespace's inode.
+    const iptablesLock = IPTABLES_LOCK.replace(
+      /\.lock$/,
+      `-${Deno.statSync(world.host.path).ino}.lock`,
+    );
 
     // Calibrate: the kill windows cover a whole ADD and a whole DEL.
     const addMs: number[] = [];
@@ -128,15 +101,14 @@ Deno.test({
       if (gc.code !== 0) problems.push(`GC failed: ${gc.stderr.trim()}`);
       const left = await world.residue();
       const afterGc = fresh(left);
-      await cleanKnown(world, afterGc);
-      baseline = new Set(left.filter((line) => !isKnown(line)));
+      baseline = new Set(left);
 
       if (add.killed) {
         // setsid made the killed process a group leader, so its pid is the group id.
         const alive = await survivors(add.pid);
         if (alive.length > 0) problems.push(`processes survived the kill: ${alive.join("; ")}`);
       }
-      if ((await sh("flock", ["-w", "10", "-s", IPTABLES_LOCK, "true"])).code !== 0) {
+      if ((await sh("flock", ["-w", "10", "-s", iptablesLock, "true"])).code !== 0) {
         problems.push("iptables lock still held 10 s after the run");
       }
       if (run % PROBE_EVERY === PROBE_EVERY - 1 || run === RUNS - 1) {
@@ -160,8 +132,7 @@ Deno.test({
       });
     }
 
-    const unknown = (r: RunRecord) => r.afterGc.filter((line) => !isKnown(line));
-    const failures = records.filter((r) => unknown(r).length > 0 || r.problems.length > 0);
+    const failures = records.filter((r) => r.afterGc.length > 0 || r.problems.length > 0);
     const summary = {
       seed: SEED,
       runs: RUNS,
@@ -172,8 +143,6 @@ Deno.test({
       delsKilled: records.filter((r) => r.delKilledAtMs !== undefined).length,
       runsWithResidueAfterDel: records.filter((r) => r.afterDel.length > 0).length,
       runsWithResidueAfterGc: records.filter((r) => r.afterGc.length > 0).length,
-      runsWithD4: records.filter((r) => r.afterGc.some(isD4)).length,
-      runsWithD7: records.filter((r) => r.afterGc.some(isD7)).length,
       runsWithOtherProblems: failures.length,
       failures,
       residueAfterDel: records.filter((r) => r.afterDel.length > 0)
@@ -190,7 +159,7 @@ Deno.test({
     assertEquals(
       failures.map((r) =>
         `run ${r.run} (ADD killed at ${r.delayMs} ms, DEL at ${r.delKilledAtMs ?? "-"}): ${
-          [...unknown(r), ...r.problems].join("; ")
+          [...r.afterGc, ...r.problems].join("; ")
         }`
       ),
       [],
@@ -198,23 +167,6 @@ Deno.test({
     );
   },
 });
-
-function knownDefect(tag: string, what: string, test: (line: string) => boolean): void {
-  Deno.test({
-    name: `KNOWN DEFECT ${tag}: no ${what} survives a crash + DEL + GC`,
-    // Open defect, documented in docs/hardening.md: skipped by name, not silently.
-    ignore: true,
-    fn() {
-      assert(records.length > 0, "the crash-injection test did not run");
-      const leaked = records.filter((r) => r.afterGc.some(test)).map((r) =>
-        `run ${r.run} (ADD killed at ${r.delayMs} ms): ${r.afterGc.filter(test).join("; ")}`
-      );
-      assertEquals(leaked, [], `seed ${SEED}`);
-    },
-  });
-}
-
-knownDefect("D4", "firewall CNI-FORWARD address rule", isD4);
 
 // The kill window of D7 is narrow (between the temp file's write and its rename; hit once
 // in 200 runs): this test makes the leftover by hand so it fails deterministically.

@@ -10,7 +10,9 @@
  * family and applies all changes with one `iptables-restore` (ADD: 2
  * processes for an IPv4 container instead of 10; DEL: 2 instead of 4, with
  * one kernel wait); CHECK creates nothing; bad values are rejected before
- * anything changes; GC removes address rules of containers that are gone.
+ * anything changes; GC removes address rules of containers that are gone;
+ * each ADD records the addresses it let through (lib/firewall/records.ts),
+ * so a DEL without prevResult still removes the rules.
  *
  * @module
  */
@@ -18,7 +20,7 @@ import { confField } from "../lib/cni/config.ts";
 import { CniError, ErrorCode } from "../lib/cni/error.ts";
 import type { CmdArgs, NetConf, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
 import { familyBits, inetNtop, tryParseCidr, tryParseIp } from "../lib/ip/cidr.ts";
-import { prevResultOf, validAttachmentIds } from "../lib/firewall/_cni.ts";
+import { prevResultOf, validAttachmentList } from "../lib/firewall/_cni.ts";
 import { defaultExecer, type Execer } from "../lib/firewall/exec.ts";
 import { firewalldRunning } from "../lib/firewall/firewalld.ts";
 import {
@@ -32,6 +34,14 @@ import {
 } from "../lib/firewall/forward.ts";
 import { type Family, readTable, RestoreBatch, tokenizeRule } from "../lib/firewall/iptables.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
+import {
+  DEFAULT_RECORD_ROOT,
+  listRecords,
+  readRecord,
+  recordDir,
+  removeRecord,
+  writeRecord,
+} from "../lib/firewall/records.ts";
 import { transact } from "../lib/firewall/transaction.ts";
 import { validateChainName, validateInterfaceName } from "../lib/firewall/validate.ts";
 
@@ -112,6 +122,11 @@ export interface FirewallDeps {
   lockPath?: string;
   /** Whether firewalld runs. @default {firewalldRunning} */
   firewalld?: () => boolean;
+  /**
+   * Root of the per-attachment address records (see lib/firewall/records.ts).
+   * @default {the plugin's `CNIBOX_FIREWALL_RECORDS`, else DEFAULT_RECORD_ROOT}
+   */
+  recordRoot?: string;
 }
 
 /** Creates the firewall handlers with the given dependencies. */
@@ -119,6 +134,11 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
   const execer = () => deps.execer ?? defaultExecer();
   const firewalld = deps.firewalld ?? firewalldRunning;
   const tx = { lockPath: deps.lockPath };
+  const records = (args: CmdArgs) =>
+    recordDir(
+      args.conf.name,
+      deps.recordRoot ?? (args.env.CNIBOX_FIREWALL_RECORDS || DEFAULT_RECORD_ROOT),
+    );
 
   /** Fails unless the iptables backend applies; `lenient` (DEL, GC) cleans iptables regardless. */
   function requireIptables(conf: FirewallConf, lenient: boolean): void {
@@ -165,6 +185,9 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
         }
       }
       if (addresses.size === 0) return prev.given;
+      // Recorded first: a DEL that comes without prevResult (the runtime died
+      // before caching this result) can still find the rules.
+      writeRecord(records(args), args.containerId, args.ifName, [...addresses.values()].flat());
       await transact("filter", (plan, family) => {
         planForwardAdd(plan, {
           adminChain: conf.adminChain,
@@ -178,13 +201,27 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
     async del(args: CmdArgs): Promise<void> {
       const conf = parseFirewallConf(args.conf);
       const prev = prevResultOf(args.conf);
-      if (!prev) return;
+      const dir = records(args);
+      // The reference removes nothing without prevResult; the record still knows.
+      const recorded = readRecord(dir, args.containerId, args.ifName);
+      if (!prev && recorded.length === 0) {
+        removeRecord(dir, args.containerId, args.ifName);
+        return;
+      }
       requireIptables(conf, true);
-      const addresses = hostAddresses(prev.current);
-      if (addresses.size === 0) return;
-      await transact("filter", (plan, family) => {
-        planForwardDel(plan, addresses.get(family)!);
-      }, { ...tx, execer: execer(), families: [...addresses.keys()].sort() });
+      const addresses = prev ? hostAddresses(prev.current) : new Map<Family, string[]>();
+      for (const address of recorded) {
+        const family: Family = address.includes(":") ? 6 : 4;
+        const list = addresses.get(family) ?? [];
+        if (!list.includes(address)) list.push(address);
+        addresses.set(family, list);
+      }
+      if (addresses.size > 0) {
+        await transact("filter", (plan, family) => {
+          planForwardDel(plan, addresses.get(family)!);
+        }, { ...tx, execer: execer(), families: [...addresses.keys()].sort() });
+      }
+      removeRecord(dir, args.containerId, args.ifName);
     },
 
     async check(args: CmdArgs): Promise<void> {
@@ -206,9 +243,18 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
     async gc(args: CmdArgs): Promise<void> {
       const conf = parseFirewallConf(args.conf);
       requireIptables(conf, true);
-      const valid = validAttachmentIds(args.conf);
+      const valid = validAttachmentList(args.conf);
       if (!valid) return;
       const network = args.conf.name;
+      const validIds = new Set(valid.map((a) => a.containerID));
+      const isValid = (id: string, ifname: string) =>
+        valid.some((a) => a.containerID === id && a.ifname === ifname);
+      const dir = records(args);
+      const all = listRecords(dir);
+      const goneRecords = all.filter((r) => !isValid(r.containerId, r.ifname));
+      const keptAddresses = new Set(
+        all.filter((r) => isValid(r.containerId, r.ifname)).flatMap((r) => r.addresses),
+      );
       for (const family of [4, 6] as Family[]) {
         let owners: Map<string, Set<string>>;
         try {
@@ -218,13 +264,23 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
         } catch {
           continue; // family unusable: nothing of ours can be there
         }
-        const stale = [...owners].filter(([, set]) =>
-          [...set].every((owner) => {
-            const { net, id } = JSON.parse(owner) as { net: string; id: string };
-            return net === network && !valid.has(id);
-          })
-        ).map(([address]) => address);
-        if (stale.length === 0) continue;
+        const ownerGone = (owner: string) => {
+          const { net, id } = JSON.parse(owner) as { net: string; id: string };
+          return net === network && !validIds.has(id);
+        };
+        // Addresses whose every nat-table owner is a gone attachment of this network.
+        const stale = new Set(
+          [...owners].filter(([, set]) => [...set].every(ownerGone)).map(([address]) => address),
+        );
+        // Addresses recorded for gone attachments that nobody alive claims.
+        for (const record of goneRecords) {
+          for (const address of record.addresses) {
+            if ((address.includes(":") ? 6 : 4) !== family || keptAddresses.has(address)) continue;
+            const claimed = owners.get(address);
+            if (!claimed || [...claimed].every(ownerGone)) stale.add(address);
+          }
+        }
+        if (stale.size === 0) continue;
         await transact("filter", (plan) => {
           for (const address of stale) {
             for (const rule of containerRules(address)) {
@@ -233,6 +289,7 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
           }
         }, { ...tx, execer: execer(), families: [family] });
       }
+      for (const record of goneRecords) removeRecord(dir, record.containerId, record.ifname);
     },
   };
 }

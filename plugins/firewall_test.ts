@@ -4,6 +4,7 @@ import { parseNetConf } from "../lib/cni/config.ts";
 import type { CmdArgs, Command } from "../lib/cni/types.ts";
 import { type ExecCall, RecordingExecer } from "../lib/firewall/exec.ts";
 import type { Family } from "../lib/firewall/iptables.ts";
+import { listRecords, readRecord, recordDir, writeRecord } from "../lib/firewall/records.ts";
 import { createNetns, ROOT } from "../lib/testing/netns.ts";
 import {
   HAVE_REFERENCE,
@@ -83,7 +84,8 @@ function fakeDeps(
     }
     return { code: 0, stdout: "", stderr: "" };
   });
-  return { execer, lockPath: "", firewalld: () => firewalld };
+  const recordRoot = Deno.makeTempDirSync({ prefix: "cbx-fw-records-" });
+  return { execer, lockPath: "", firewalld: () => firewalld, recordRoot };
 }
 
 Deno.test("parseFirewallConf() defaults to CNI-ADMIN, open and auto-detection", () => {
@@ -253,6 +255,56 @@ Deno.test("firewall GC removes address rules only of this network's gone contain
     restore?.stdin,
     "*filter\n-D CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-D CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT\nCOMMIT\n",
   );
+});
+
+Deno.test("firewall DEL without prevResult removes the rules its ADD recorded, then the record", async () => {
+  const deps = fakeDeps();
+  const config = { iptablesAdminChainName: "NOMAD-ADMIN" };
+  await firewallFuncs(deps).add(
+    cmdArgs("ADD", conf({ ...config, prevResult: prevResult(["10.99.0.8/24", "fd99::8/64"]) })),
+  );
+  const dir = recordDir("mynet", deps.recordRoot);
+  assertEquals(readRecord(dir, "abc123", "eth0"), ["10.99.0.8/32", "fd99::8/128"]);
+
+  // The runtime lost the ADD's result: DEL comes without prevResult.
+  const after = fakeDeps({ "4 filter": REFERENCE_FILTER });
+  after.recordRoot = deps.recordRoot;
+  await firewallFuncs(after).del(cmdArgs("DEL", conf(config)));
+  assertEquals(
+    after.execer.calls.find((c) => c.cmd === "iptables-restore")?.stdin,
+    "*filter\n-D CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-D CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT\nCOMMIT\n",
+  );
+  assertEquals(listRecords(dir), []);
+  // A second DEL finds neither record nor prevResult: nothing to start.
+  const again = fakeDeps({ "4 filter": REFERENCE_FILTER });
+  again.recordRoot = deps.recordRoot;
+  await firewallFuncs(again).del(cmdArgs("DEL", conf(config)));
+  assertEquals(again.execer.calls, []);
+});
+
+Deno.test("firewall GC removes recorded rules of gone attachments unless a live one holds the address", async () => {
+  const filter = REFERENCE_FILTER.replace(
+    "COMMIT",
+    "-A CNI-FORWARD -s 10.99.0.20/32 -j ACCEPT\n-A CNI-FORWARD -s 10.99.0.21/32 -j ACCEPT\nCOMMIT",
+  );
+  const deps = fakeDeps({ "4 nat": "", "4 filter": filter, "6 nat": "", "6 filter": "" });
+  const dir = recordDir("mynet", deps.recordRoot);
+  writeRecord(dir, "gone", "eth0", ["10.99.0.20/32"]);
+  writeRecord(dir, "gone-reused", "eth0", ["10.99.0.21/32"]);
+  writeRecord(dir, "keep", "eth0", ["10.99.0.21/32"]);
+  writeRecord(dir, "keep", "eth1", ["10.99.0.22/32"]); // same container, interface gone
+  await firewallFuncs(deps).gc!(cmdArgs(
+    "GC",
+    conf({
+      cniVersion: "1.1.0",
+      "cni.dev/valid-attachments": [{ containerID: "keep", ifname: "eth0" }],
+    }),
+  ));
+  assertEquals(
+    deps.execer.calls.find((c) => c.cmd === "iptables-restore")?.stdin,
+    "*filter\n-D CNI-FORWARD -s 10.99.0.20/32 -j ACCEPT\nCOMMIT\n",
+  );
+  assertEquals(listRecords(dir).map((r) => `${r.containerId}@${r.ifname}`), ["keep@eth0"]);
 });
 
 // ---------------------------------------------------------------- side by side with the reference (root)

@@ -48,10 +48,11 @@ const child = new Deno.Command(Deno.execPath(), {
   cwd: root,
   stdout: "piped",
   stderr: "inherit",
-  // Plugin runs in tests record into a scratch journal, not the machine's /run/cnibox/journal.
+  // Plugin runs in tests record into a scratch journal and scratch firewall records, not /run/cnibox.
   env: {
     NO_COLOR: "1",
     CNIBOX_JOURNAL: await Deno.makeTempFile({ prefix: "cnibox-test-journal-" }),
+    CNIBOX_FIREWALL_RECORDS: await Deno.makeTempDir({ prefix: "cnibox-test-fw-records-" }),
   },
 }).spawn();
 let tail = "";

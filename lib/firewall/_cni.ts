@@ -8,7 +8,7 @@
  */
 import { parsePrevResult, validAttachments } from "../cni/config.ts";
 import { toCurrentResult } from "../cni/result.ts";
-import type { NetConf, Result } from "../cni/types.ts";
+import type { Attachment, NetConf, Result } from "../cni/types.ts";
 
 /** A chained plugin's previous result. */
 export interface PrevResult {
@@ -24,11 +24,16 @@ export function prevResultOf(conf: NetConf): PrevResult | undefined {
   return given ? { given, current: toCurrentResult(given) } : undefined;
 }
 
-/** Container ids of `cni.dev/valid-attachments`; undefined if the request has none. */
-export function validAttachmentIds(conf: NetConf): Set<string> | undefined {
-  const list = validAttachments(conf) ??
+/** `cni.dev/valid-attachments` (or its misspelt twin); undefined if the request has none. */
+export function validAttachmentList(conf: NetConf): Attachment[] | undefined {
+  return validAttachments(conf) ??
     (Array.isArray(conf["cni.dev/attachments"])
       ? validAttachments({ ...conf, "cni.dev/valid-attachments": conf["cni.dev/attachments"] })
       : undefined);
+}
+
+/** Container ids of `cni.dev/valid-attachments`; undefined if the request has none. */
+export function validAttachmentIds(conf: NetConf): Set<string> | undefined {
+  const list = validAttachmentList(conf);
   return list ? new Set(list.map((a) => a.containerID)) : undefined;
 }

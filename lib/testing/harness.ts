@@ -66,8 +66,11 @@ export async function runApplet(name: string, options: RunOptions): Promise<Comm
   const dir = options.reference ? REFERENCE_DIR : await pluginDir();
   const env: Record<string, string> = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
   // The test runner points the run journal at a scratch file; plugin runs inherit that.
-  const journal = Deno.env.get("CNIBOX_JOURNAL");
-  if (journal !== undefined) env.CNIBOX_JOURNAL = journal;
+  // Scratch locations the test runner chose (journal, firewall records) carry over.
+  for (const key of ["CNIBOX_JOURNAL", "CNIBOX_FIREWALL_RECORDS"]) {
+    const value = Deno.env.get(key);
+    if (value !== undefined) env[key] = value;
+  }
   for (const [key, value] of Object.entries(options.env)) if (value !== undefined) env[key] = value;
   const bin = `${dir}/${name}`;
   const [cmd, args] = options.host ? ["ip", ["netns", "exec", options.host.name, bin]] : [bin, []];

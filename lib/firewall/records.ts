@@ -1,0 +1,127 @@
+/**
+ * What the `firewall` plugin let through, per attachment: one small file per
+ * (network, container, interface) naming the container addresses whose
+ * `CNI-FORWARD` rules an ADD added. The reference plugin keeps nothing, so
+ * a DEL without prevResult (the runtime crashed before caching the ADD's
+ * result, or lost its cache) removes nothing and the rules stay forever.
+ * With a record, such a DEL and a later GC still know which rules to remove.
+ *
+ * Layout: `<root>/<netns inode>/<network>/<containerID>@<ifname>` (each name
+ * URI-encoded), content `{"addresses":["10.0.0.2/32", …]}`. The root is
+ * `/run/cnibox/firewall` (tmpfs: rules and records both vanish at reboot)
+ * or the plugin's `CNIBOX_FIREWALL_RECORDS` environment variable. Rules are per network namespace, so records
+ * are too.
+ *
+ * The record is written before the rules are applied and removed after they
+ * are deleted, so a kill at any point leaves either no rules or a record of
+ * them. A record cut short by a kill is unreadable, which is fine: the kill
+ * came before any rule was applied. Every operation is best effort: a
+ * missing or read-only `/run` costs the improvement, never the plugin run.
+ *
+ * @module
+ */
+
+/** Where records live unless `CNIBOX_FIREWALL_RECORDS` says otherwise. */
+export const DEFAULT_RECORD_ROOT = "/run/cnibox/firewall";
+
+/** One attachment's record. */
+export interface AddressRecord {
+  containerId: string;
+  ifname: string;
+  /** Container addresses in host form (`10.0.0.2/32`, `fd00::2/128`). */
+  addresses: string[];
+}
+
+/** The record directory of a network in the calling thread's network namespace. */
+export function recordDir(network: string, root = DEFAULT_RECORD_ROOT): string {
+  let inode = "unknown";
+  try {
+    inode = /\[(\d+)\]/.exec(Deno.readLinkSync("/proc/thread-self/ns/net"))?.[1] ?? inode;
+  } catch {
+    // No /proc: one shared directory.
+  }
+  return `${root}/${inode}/${encodeURIComponent(network)}`;
+}
+
+function fileName(containerId: string, ifname: string): string {
+  return `${encodeURIComponent(containerId)}@${encodeURIComponent(ifname)}`;
+}
+
+/** Records `addresses` for (containerId, ifname), replacing an earlier record. Returns false if it could not. */
+export function writeRecord(
+  dir: string,
+  containerId: string,
+  ifname: string,
+  addresses: readonly string[],
+): boolean {
+  try {
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(
+      `${dir}/${fileName(containerId, ifname)}`,
+      JSON.stringify({ addresses }),
+      {
+        mode: 0o600,
+      },
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function parseAddresses(text: string): string[] | undefined {
+  try {
+    const value = JSON.parse(text)?.addresses;
+    return Array.isArray(value) && value.every((a) => typeof a === "string") ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The recorded addresses of (containerId, ifname); empty when there is no readable record. */
+export function readRecord(dir: string, containerId: string, ifname: string): string[] {
+  try {
+    return parseAddresses(Deno.readTextFileSync(`${dir}/${fileName(containerId, ifname)}`)) ?? [];
+  } catch {
+    return [];
+  }
+}
+
+/** Removes the record of (containerId, ifname) if there is one. */
+export function removeRecord(dir: string, containerId: string, ifname: string): void {
+  try {
+    Deno.removeSync(`${dir}/${fileName(containerId, ifname)}`);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Every record of a network (unreadable ones with no addresses). */
+export function listRecords(dir: string): AddressRecord[] {
+  const records: AddressRecord[] = [];
+  let entries: Iterable<Deno.DirEntry>;
+  try {
+    entries = Deno.readDirSync(dir);
+  } catch {
+    return records;
+  }
+  for (const entry of entries) {
+    const at = entry.name.indexOf("@");
+    if (!entry.isFile || at < 0) continue;
+    let containerId: string, ifname: string;
+    try {
+      containerId = decodeURIComponent(entry.name.slice(0, at));
+      ifname = decodeURIComponent(entry.name.slice(at + 1));
+    } catch {
+      continue; // not a name we wrote
+    }
+    let addresses: string[] = [];
+    try {
+      addresses = parseAddresses(Deno.readTextFileSync(`${dir}/${entry.name}`)) ?? [];
+    } catch {
+      // Vanished meanwhile: no addresses.
+    }
+    records.push({ containerId, ifname, addresses });
+  }
+  return records;
+}
