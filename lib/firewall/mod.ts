@@ -20,5 +20,6 @@ export * from "./iptables.ts";
 export * from "./ipmasq.ts";
 export * from "./nft.ts";
 export * from "./plan.ts";
+export * from "./records.ts";
 export * from "./transaction.ts";
 export * from "./validate.ts";
