@@ -1,6 +1,6 @@
 /**
- * The one FFI boundary of the project: libc (`libc.so.6`), opened lazily on
- * first use, with thin typed wrappers that turn `-1` into {@linkcode OsError}.
+ * The one FFI boundary of the project: libc (`libc.so.6`), each function
+ * bound lazily on first use, with thin typed wrappers that turn `-1` into {@linkcode OsError}.
  *
  * Every symbol is `nonblocking: false` on purpose: `setns` switches only the
  * calling thread and errno is thread-local, so every call must run on the JS
@@ -63,24 +63,33 @@ const SYMBOLS = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+type SymbolName = keyof typeof SYMBOLS;
 
-let loaded: Libc | undefined;
+const loaded: Partial<Libc> = {};
 
-function lib(): Libc {
-  if (loaded === undefined) {
+/**
+ * One libc function, bound on first use. Binding costs about 0.2 ms per
+ * symbol (Deno compiles a call stub for each), so a plugin run binds only
+ * the functions it calls: loopback needs about half of them, firewall none.
+ */
+function fn<K extends SymbolName>(name: K): Libc[K] {
+  let bound = loaded[name] as Libc[K] | undefined;
+  if (bound === undefined) {
     try {
-      loaded = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+      const one = { [name]: SYMBOLS[name] } as Pick<typeof SYMBOLS, K>;
+      bound = Deno.dlopen("libc.so.6", one).symbols[name] as Libc[K];
     } catch (error) {
       if (error instanceof Deno.errors.NotCapable) throw error;
       throw new Error("Cannot load libc.so.6", { cause: error });
     }
+    loaded[name] = bound;
   }
-  return loaded;
+  return bound;
 }
 
 /** Reads the calling thread's errno. Call it right after the failing libc call. */
 export function errno(): number {
-  const pointer = lib().__errno_location();
+  const pointer = fn("__errno_location")();
   if (pointer === null) return 0;
   return new Deno.UnsafePointerView(pointer).getInt32();
 }
@@ -137,20 +146,20 @@ const EINTR = 4;
 
 /** `socket(2)`; returns the new fd. `protocol` defaults to 0. */
 export function socket(domain: number, options: { type: number; protocol?: number }): number {
-  const fd = lib().socket(domain, options.type, options.protocol ?? 0);
+  const fd = fn("socket")(domain, options.type, options.protocol ?? 0);
   if (fd === -1) throw new OsError(errno(), "socket");
   return fd;
 }
 
 /** `bind(2)` with a raw sockaddr. */
 export function bind(fd: number, address: Uint8Array): void {
-  if (lib().bind(fd, address, address.length) === -1) throw new OsError(errno(), "bind");
+  if (fn("bind")(fd, address, address.length) === -1) throw new OsError(errno(), "bind");
 }
 
 /** `getsockname(2)` into `address`; returns the sockaddr length the kernel reported. */
 export function getsockname(fd: number, address: Uint8Array): number {
   const length = new Uint32Array([address.length]);
-  if (lib().getsockname(fd, address, length) === -1) {
+  if (fn("getsockname")(fd, address, length) === -1) {
     throw new OsError(errno(), "getsockname");
   }
   return length[0];
@@ -162,7 +171,7 @@ export function setsockopt(
   option: { level: number; name: number; value: Uint8Array },
 ): void {
   const { level, name, value } = option;
-  if (lib().setsockopt(fd, level, name, value, value.length) === -1) {
+  if (fn("setsockopt")(fd, level, name, value, value.length) === -1) {
     throw new OsError(errno(), "setsockopt", `(level ${level}, option ${name})`);
   }
 }
@@ -175,7 +184,7 @@ export function sendto(
 ): number {
   const address = options.address ?? null;
   for (;;) {
-    const n = lib().sendto(
+    const n = fn("sendto")(
       fd,
       data,
       BigInt(data.length),
@@ -202,7 +211,7 @@ export function recvfrom(
   const address = options.address ?? null;
   const length = new Uint32Array([address?.length ?? 0]);
   for (;;) {
-    const n = lib().recvfrom(
+    const n = fn("recvfrom")(
       fd,
       buffer,
       BigInt(buffer.length),
@@ -218,7 +227,7 @@ export function recvfrom(
 
 /** `close(2)`. EINTR is not retried (Linux closes the fd anyway). */
 export function close(fd: number): void {
-  if (lib().close(fd) === -1) {
+  if (fn("close")(fd) === -1) {
     const code = errno();
     if (code !== EINTR) throw new OsError(code, "close");
   }
@@ -229,7 +238,7 @@ export function open(path: string, options: { flags?: number; mode?: number } = 
   const flags = options.flags ?? (O_RDONLY | O_CLOEXEC);
   const name = cstr(path);
   for (;;) {
-    const fd = lib().open(name, flags, options.mode ?? 0);
+    const fd = fn("open")(name, flags, options.mode ?? 0);
     if (fd !== -1) return fd;
     const code = errno();
     if (code !== EINTR) throw new OsError(code, "open", JSON.stringify(path));
@@ -239,7 +248,7 @@ export function open(path: string, options: { flags?: number; mode?: number } = 
 /** `read(2)` into `buffer`; returns the byte count (0 at end of file). Retries on EINTR. */
 export function read(fd: number, buffer: Uint8Array): number {
   for (;;) {
-    const n = Number(lib().read(fd, buffer, BigInt(buffer.length)));
+    const n = Number(fn("read")(fd, buffer, BigInt(buffer.length)));
     if (n !== -1) return n;
     const code = errno();
     if (code !== EINTR) throw new OsError(code, "read");
@@ -249,7 +258,7 @@ export function read(fd: number, buffer: Uint8Array): number {
 /** `write(2)`; returns the byte count written. Retries on EINTR. */
 export function write(fd: number, data: Uint8Array): number {
   for (;;) {
-    const n = Number(lib().write(fd, data, BigInt(data.length)));
+    const n = Number(fn("write")(fd, data, BigInt(data.length)));
     if (n !== -1) return n;
     const code = errno();
     if (code !== EINTR) throw new OsError(code, "write");
@@ -258,14 +267,14 @@ export function write(fd: number, data: Uint8Array): number {
 
 /** `setns(2)` on the calling thread. */
 export function setns(fd: number, nstype: number): void {
-  if (lib().setns(fd, nstype) === -1) throw new OsError(errno(), "setns");
+  if (fn("setns")(fd, nstype) === -1) throw new OsError(errno(), "setns");
 }
 
 /** `fstatfs(2)`; returns `f_type`, the filesystem magic number. */
 export function fstatfsType(fd: number): number {
   // struct statfs is 120 bytes on x86_64; f_type (__fsword_t, 8 bytes) comes first.
   const buffer = new Uint8Array(128);
-  if (lib().fstatfs(fd, buffer) === -1) throw new OsError(errno(), "fstatfs");
+  if (fn("fstatfs")(fd, buffer) === -1) throw new OsError(errno(), "fstatfs");
   return Number(new DataView(buffer.buffer).getBigInt64(0, true));
 }
 
@@ -273,19 +282,19 @@ export function fstatfsType(fd: number): number {
 export function fstatIdentity(fd: number): { dev: bigint; ino: bigint } {
   // struct stat on x86_64: st_dev (u64) at 0, st_ino (u64) at 8; 144 bytes in all.
   const buffer = new Uint8Array(144);
-  if (lib().fstat(fd, buffer) === -1) throw new OsError(errno(), "fstat");
+  if (fn("fstat")(fd, buffer) === -1) throw new OsError(errno(), "fstat");
   const view = new DataView(buffer.buffer);
   return { dev: view.getBigUint64(0, true), ino: view.getBigUint64(8, true) };
 }
 
 /** `ioctl(2)` with no argument; returns the non-negative result. */
 export function ioctl(fd: number, request: number): number {
-  const result = lib().ioctl(fd, BigInt(request));
+  const result = fn("ioctl")(fd, BigInt(request));
   if (result === -1) throw new OsError(errno(), "ioctl", `0x${request.toString(16)}`);
   return result;
 }
 
 /** `gettid(2)`: the calling thread's id (the JS thread, since no symbol is nonblocking). */
 export function gettid(): number {
-  return lib().gettid();
+  return fn("gettid")();
 }
