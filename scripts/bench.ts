@@ -20,7 +20,7 @@
 import { parseArgs } from "@std/cli";
 import { installPlugins } from "../commands/install.ts";
 import { ROOT } from "../lib/testing/netns.ts";
-import { BenchHost, type Impl } from "./_bench_host.ts";
+import { BenchHost, type Impl, type LiveAlloc } from "./_bench_host.ts";
 import {
   CHAIN_PLUGINS,
   chainScenario,
@@ -53,6 +53,8 @@ export interface BenchOptions {
   status: StatusSizes;
   profile: boolean;
   profileCycles: number;
+  /** Other allocations kept live while profiling (where cost grows with allocations). */
+  profileLive: number;
   anatomyRuns: number;
   /** cnibox plugin dir; unset: install launchers into the work dir. */
   ours?: string;
@@ -68,6 +70,7 @@ const USAGE = `usage: deno task bench [flags]
   --scenario <list>       comma-separated: chain,hostlocal,concurrent,start,status or 1-5 (default: all)
   --impl <both|cnibox|reference>   which implementations to run (default both)
   --profile               also report where the time goes per plugin and per step
+  --profile-live <n>      profile with n other allocations live (default 0)
   --iterations <n>        timed ADD+DEL cycles per live level (scenario 1)
   --live <list>           live allocation levels (scenario 1), e.g. 0,100
   --leases <list>         lease levels (scenario 2), e.g. 1,1000,4000
@@ -112,6 +115,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions & { help: 
       "rounds",
       "start-iterations",
       "warmup",
+      "profile-live",
       "ours",
       "reference",
       "json",
@@ -185,6 +189,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions & { help: 
     status,
     profile: flags.profile === true,
     profileCycles: quick ? 1 : 3,
+    profileLive: numberFlag(flags["profile-live"], "profile-live") ?? 0,
     anatomyRuns: quick ? 4 : 15,
     ours: typeof flags.ours === "string" ? flags.ours : undefined,
     reference: typeof flags.reference === "string" ? flags.reference : "/usr/lib/cni",
@@ -320,7 +325,26 @@ export async function runBench(
       if (options.profile) {
         profile = { plugins: [], chains: [], anatomy: [] };
         try {
+          const live = new Map<BenchHost, LiveAlloc[]>();
+          for (const host of hosts) {
+            if (options.profileLive > 0) {
+              log(`profile: ${host.impl.name}: ${options.profileLive} live`);
+            }
+            const list: LiveAlloc[] = [];
+            for (let k = 0; k < options.profileLive; k++) {
+              const alloc = await host.newAlloc();
+              await host.add(alloc);
+              list.push(alloc);
+            }
+            live.set(host, list);
+          }
           const chain = await profileChain(hosts, { cycles: options.profileCycles, log });
+          for (const [host, list] of live) {
+            for (const alloc of list) {
+              await host.del(alloc);
+              await host.dropAlloc(alloc);
+            }
+          }
           checks.push(...chain.checks);
           profile.plugins = chain.plugins;
           profile.chains = chain.chains;
