@@ -163,7 +163,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "shared rules doubled by a racing reference plugin are left once by the next cnibox ADD (was D6)",
+    "shared rules doubled by a racing reference plugin are left once after the next cnibox ADD and DEL (was D6)",
   ignore: !ROOT,
   async fn() {
     await using world = await networkWorld({ cniVersion: "1.0.0" });

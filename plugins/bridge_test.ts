@@ -173,8 +173,12 @@ const SAVED_NAT = [
 
 Deno.test("teardownMasq() removes the chain and its jumps by name and skips a missing tool", async () => {
   const execer = new RecordingExecer((call) => {
-    if (call.cmd === "iptables-save") return { code: 0, stdout: SAVED_NAT, stderr: "" };
-    if (call.cmd === "ip6tables-save") return { code: 127, stdout: "", stderr: "not found" };
+    if ((call.cmd === "iptables" && call.args.includes("-S"))) {
+      return { code: 0, stdout: SAVED_NAT, stderr: "" };
+    }
+    if ((call.cmd === "ip6tables" && call.args.includes("-S"))) {
+      return { code: 127, stdout: "", stderr: "not found" };
+    }
     if (call.cmd === "nft") {
       return { code: 1, stdout: "", stderr: "Error: No such file or directory" };
     }
@@ -194,7 +198,7 @@ Deno.test("teardownMasq() reports a failing tool", async () => {
   const execer = new RecordingExecer(() => ({ code: 4, stdout: "", stderr: "locked" }));
   const owner = { network: "mynet", containerId: "abc123", ifName: "eth0" };
   const error = await assertRejects(() => teardownMasq(owner, [4], { execer, lockPath: "" }));
-  assertStringIncludes((error as Error).message, "iptables-save -t nat failed: locked");
+  assertStringIncludes((error as Error).message, "iptables -w 5 -t nat -S failed: locked");
 });
 
 // ------------------------------------------------------------------ kernel

@@ -79,8 +79,8 @@ function fakeDeps(
 ): FirewallDeps & { execer: RecordingExecer } {
   const execer = new RecordingExecer((call: ExecCall) => {
     const family: Family = call.cmd.startsWith("ip6") ? 6 : 4;
-    if (call.cmd.endsWith("-save")) {
-      return { code: 0, stdout: listings[`${family} ${call.args[1]}`] ?? EMPTY_FILTER, stderr: "" };
+    if (call.args.includes("-S")) {
+      return { code: 0, stdout: listings[`${family} ${call.args[3]}`] ?? EMPTY_FILTER, stderr: "" };
     }
     return { code: 0, stdout: "", stderr: "" };
   });
@@ -128,7 +128,7 @@ Deno.test("firewall ADD plans all rules of a family into one restore", async () 
     prevResult: prevResult(["172.26.64.5/20"], { bridge: "nomad" }),
   });
   const result = await firewallFuncs(deps).add(cmdArgs("ADD", config));
-  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables-save", "iptables-restore"]);
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables", "iptables-restore"]);
   assertEquals(deps.execer.calls[1].stdin, golden("forward_add_isolated.rules"));
   assertEquals(result.ips?.[0].address, "172.26.64.5/20");
 });
@@ -141,7 +141,7 @@ Deno.test("firewall ADD changes nothing when the reference's rules are there", a
       conf({ iptablesAdminChainName: "NOMAD-ADMIN", prevResult: prevResult(["10.99.0.8/24"]) }),
     ),
   );
-  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables-save"]);
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables"]);
 });
 
 Deno.test("firewall ADD needs prevResult, and interfaces for an ingress policy", async () => {
@@ -190,7 +190,7 @@ Deno.test("firewall CHECK reports the first missing rule and creates nothing", a
     Error,
     "Required prevResult missing",
   );
-  assertEquals(deps.execer.calls.every((c) => c.cmd === "iptables-save"), true);
+  assertEquals(deps.execer.calls.every((c) => c.cmd === "iptables"), true);
 });
 
 Deno.test("firewall backend detection: firewalld is refused clearly, iptables is used otherwise", async () => {

@@ -6,9 +6,12 @@
  * `CNI-HOSTPORT-DNAT` + a `CNI-DN-<hash>` chain per container) and the
  * nftables backend (`cni_hostport` tables).
  *
- * Better than the reference: one `iptables-save` and one `iptables-restore`
- * per family per verb (the reference lists the whole nat table four times
- * per ADD and runs ~19 processes); all validation happens before anything
+ * Better than the reference: ADD lists only `CNI-HOSTPORT-DNAT` and applies
+ * everything with one `iptables-restore` per family, the shared rules
+ * guarded with `-C` (the whole nat table is listed only on a node's first
+ * ADD or when a shared rule is missing); the reference lists the whole nat
+ * table four times per ADD and runs ~19 processes, so its ADD slows as
+ * containers accumulate. DEL lists the nat table once. All validation happens before anything
  * changes (ports 1-65535, tcp/udp/sctp, host IPs); DEL cleans up without
  * `portMappings` (the chain is found by its hash) and also flushes UDP
  * conntrack entries; CHECK looks only at the families the container has;
@@ -33,8 +36,11 @@ import {
   nftFamilyOf,
   nftHostportAdd,
   planHostportAdd,
+  planHostportAddScoped,
   planHostportDel,
+  planSharedRepair,
   type PortMapping,
+  SCOPED_ADD_CHAINS,
 } from "../lib/firewall/hostport.ts";
 import { commentOwners, type Family, readTable, RestoreBatch } from "../lib/firewall/iptables.ts";
 import { applyNft, listNftTable, NftError, NftTransaction } from "../lib/firewall/nft.ts";
@@ -76,7 +82,7 @@ export interface BackendProbe {
 }
 
 const PROBE: BackendProbe = {
-  iptables: () => !!findCommand("iptables-restore") && !!findCommand("iptables-save"),
+  iptables: () => !!findCommand("iptables-restore") && !!findCommand("iptables"),
   nftables: () => !!findCommand("nft"),
 };
 
@@ -348,13 +354,19 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
     return out;
   }
 
-  async function iptablesTeardown(args: CmdArgs, only?: Family[]): Promise<Map<Family, number[]>> {
+  async function iptablesTeardown(
+    args: CmdArgs,
+    only?: Family[],
+    repair?: { snat: boolean; markBit?: number },
+  ): Promise<Map<Family, number[]>> {
     const chain = await formatChainName(args.conf.name, args.containerId, { prefix: "DN-" });
     const legacyChain = await formatChainName(args.conf.name, args.containerId, { prefix: "SN-" });
     const flushed = new Map<Family, number[]>();
     const outcomes = await transact("nat", (plan, family) => {
       const teardown = planHostportDel(plan, { chain, legacyChain });
       if (teardown.removed) flushed.set(family, teardown.udpPorts);
+      // ADD does not read the shared rules (it guards them), so DEL repairs doubled ones.
+      if (repair) planSharedRepair(plan, repair);
     }, { ...tx, execer: execer(), families: only ?? [4, 6], tolerateUnusable: true });
     const unusable = outcomes.filter((o) => o.unusable);
     if (unusable.length === outcomes.length && unusable.length > 0) {
@@ -418,11 +430,22 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
           await nftAdd(conf, args, perFamily);
         } else {
           try {
+            const shared = {
+              markBit: conf.externalSetMarkChain === undefined ? conf.markBit : undefined,
+            };
             await transact("nat", (plan, family) => {
-              planHostportAdd(plan, perFamily.get(family)!, {
-                markBit: conf.externalSetMarkChain === undefined ? conf.markBit : undefined,
-              });
-            }, { ...tx, execer: execer(), families: [...perFamily.keys()] });
+              planHostportAdd(plan, perFamily.get(family)!, shared);
+            }, {
+              ...tx,
+              execer: execer(),
+              families: [...perFamily.keys()],
+              // Only CNI-HOSTPORT-DNAT is listed unless a shared rule is missing.
+              scoped: {
+                chains: SCOPED_ADD_CHAINS,
+                build: (plan, family) =>
+                  planHostportAddScoped(plan, perFamily.get(family)!, shared),
+              },
+            });
           } catch (error) {
             // One family may have succeeded; leave nothing half-done behind.
             await iptablesTeardown(args, [...perFamily.keys()]).catch(() => {});
@@ -462,7 +485,10 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
       }
       // The chain is named by network and container, so no portMappings are needed to find it.
       const known = families(conf);
-      const flushed = await iptablesTeardown(args, known.length > 0 ? known : undefined);
+      const flushed = await iptablesTeardown(args, known.length > 0 ? known : undefined, {
+        snat: conf.snat,
+        markBit: conf.externalSetMarkChain === undefined ? conf.markBit : undefined,
+      });
       for (const [family, ports] of flushed) {
         const udp = [...new Set([...ports, ...udpPorts(conf.mappings)])];
         await flushConntrack(udp, family).catch(() => {});

@@ -74,7 +74,7 @@ function fakeDeps(listings: Partial<Record<Family, string>> = {}): PortmapDeps &
 } {
   const execer = new RecordingExecer((call: ExecCall) => {
     const family: Family = call.cmd.startsWith("ip6") ? 6 : 4;
-    if (call.cmd.endsWith("-save")) {
+    if (call.args.includes("-S")) {
       return { code: 0, stdout: listings[family] ?? EMPTY_NAT, stderr: "" };
     }
     return { code: 0, stdout: "", stderr: "" };
@@ -234,10 +234,10 @@ Deno.test("portmap ADD applies each family with one save and one restore", async
   const result = await portmapFuncs(deps).add(cmdArgs("ADD", config));
   const byCmd = new Map(deps.execer.calls.map((c) => [c.cmd, c]));
   assertEquals([...byCmd.keys()].sort(), [
+    "ip6tables",
     "ip6tables-restore",
-    "ip6tables-save",
+    "iptables",
     "iptables-restore",
-    "iptables-save",
   ]);
   assertEquals(byCmd.get("iptables-restore")!.stdin, golden("portmap_add_v4.rules"));
   assertEquals(byCmd.get("ip6tables-restore")!.stdin, golden("portmap_add_v6.rules"));
@@ -255,10 +255,10 @@ Deno.test("portmap ADD for dual stack touches each family once and skips route_l
   });
   await portmapFuncs(deps).add(cmdArgs("ADD", config));
   assertEquals(deps.execer.calls.map((c) => c.cmd).sort(), [
+    "ip6tables",
     "ip6tables-restore",
-    "ip6tables-save",
+    "iptables",
     "iptables-restore",
-    "iptables-save",
   ]);
   assertEquals(deps.localnet, []);
   assertEquals(deps.flushed.map(([, f]) => f).sort(), [4, 6]);
@@ -314,7 +314,7 @@ Deno.test("portmap DEL finds the chain by hash without portMappings or prevResul
 Deno.test("portmap DEL with a v4-only prevResult reads only the IPv4 table", async () => {
   const deps = fakeDeps();
   await portmapFuncs(deps).del(cmdArgs("DEL", conf({ prevResult: prevResult(["10.0.0.2/24"]) })));
-  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables-save"]);
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables"]);
 });
 
 Deno.test("portmap DEL fails only when neither family can be listed", async () => {
@@ -322,7 +322,7 @@ Deno.test("portmap DEL fails only when neither family can be listed", async () =
   await assertRejects(
     () => portmapFuncs({ ...fakeDeps(), execer }).del(cmdArgs("DEL", conf())),
     Error,
-    "neither iptables nor ip6tables is usable, (iptables) iptables-save -t nat failed: no kernel support",
+    "neither iptables nor ip6tables is usable, (iptables) iptables -w 5 -t nat -S failed: no kernel support",
   );
 });
 
@@ -333,7 +333,7 @@ Deno.test("portmap CHECK checks only the container's own families", async () => 
   });
   const ok = fakeDeps({ 4: golden("portmap_reference_v4.save") });
   await portmapFuncs(ok).check!(cmdArgs("CHECK", config));
-  assertEquals(ok.execer.calls.map((c) => c.cmd), ["iptables-save"]);
+  assertEquals(ok.execer.calls.map((c) => c.cmd), ["iptables"]);
   await assertRejects(
     () => portmapFuncs(fakeDeps()).check!(cmdArgs("CHECK", config)),
     Error,
@@ -520,6 +520,60 @@ for (const [name, extra] of Object.entries(SCENARIOS)) {
       const families = (extra.prevResult as { ips: { address: string }[] }).ips.length;
       for (const p of runs.ours.processes) {
         assert(p.count <= 2 * families, `${p.command}: ${p.count} processes`);
+      }
+    },
+  });
+}
+
+for (
+  const [name, sabotage] of [
+    ["an intact node", undefined],
+    ["a node whose mark rule an operator flushed", [
+      "iptables",
+      "-t",
+      "nat",
+      "-F",
+      "CNI-HOSTPORT-SETMARK",
+    ]],
+    ["a node whose OUTPUT jump an operator deleted", [
+      ...["iptables", "-t", "nat", "-D", "OUTPUT", "-m", "addrtype"],
+      ...["--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"],
+    ]],
+  ] as [string, string[] | undefined][]
+) {
+  Deno.test({
+    name:
+      `portmap ADD of a second container lists only CNI-HOSTPORT-DNAT on ${name} (kernel, reference)`,
+    ignore: !REF,
+    async fn() {
+      const extra = (port: number, address: string) => ({
+        runtimeConfig: { portMappings: [{ hostPort: port, containerPort: 80, protocol: "tcp" }] },
+        prevResult: prevResult([address]),
+      });
+      const first = pmCall("ADD", extra(8080, "10.77.0.3/24"), "first");
+      const second = pmCall("ADD", extra(8081, "10.77.0.4/24"), "second");
+      const run = async (secondBy: typeof runOurs) => {
+        await using host = await createNetns("cbx-fw");
+        assertEquals((await runReference(host, first)).code, 0);
+        if (sabotage) assertEquals((await host.exec(sabotage[0], sabotage.slice(1))).code, 0);
+        const out = await secondBy(host, second);
+        assertEquals(out.code, 0, out.stderr);
+        return { save: await saves(host), calls: out.calls };
+      };
+      const ref = await run(runReference);
+      const ours = await run(runOurs);
+      assertEquals(ours.save, ref.save);
+      const listings = ours.calls.filter((c) => c.args.includes("-S"));
+      assert(
+        listings.some((c) => c.args.at(-1) === "CNI-HOSTPORT-DNAT"),
+        JSON.stringify(ours.calls.map((c) => [c.cmd, ...c.args])),
+      );
+      if (!sabotage) {
+        // The fast way: one chain listed, one restore; never the whole table.
+        assertEquals(ours.calls.map((c) => [c.cmd, ...c.args]), [
+          ["iptables", "-w", "5", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"],
+          ["iptables-restore", "--noflush", "-w", "5"],
+        ]);
       }
     },
   });

@@ -10,7 +10,7 @@
 import { cidrOf, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
 import type { Rule } from "./iptables.ts";
 import type { NftTransaction } from "./nft.ts";
-import { sameRule, type TablePlan } from "./plan.ts";
+import { sameRule, TablePlan } from "./plan.ts";
 import type { PortProtocol } from "./validate.ts";
 
 /** Top-level DNAT chain every container chain hangs off. */
@@ -207,12 +207,71 @@ export function planHostportAdd(
   plan.ensureChain(HOSTPORT_DNAT_CHAIN);
   plan.ensureRule("PREROUTING", dnatJumpRule());
   plan.ensureRule("OUTPUT", dnatJumpRule());
+  planContainerDnat(plan, spec);
+}
+
+/** The container chain (rewritten whole) and its entry rules in `CNI-HOSTPORT-DNAT`. */
+function planContainerDnat(plan: TablePlan, spec: HostportSpec): void {
   plan.replaceChain(spec.chain, dnatRules(spec));
   const entries = dnatEntryRules(spec);
   for (const rule of plan.jumpsTo(HOSTPORT_DNAT_CHAIN, spec.chain)) {
     if (!entries.some((entry) => sameRule(rule, entry))) plan.deleteRule(HOSTPORT_DNAT_CHAIN, rule);
   }
   for (const entry of entries) plan.ensureRule(HOSTPORT_DNAT_CHAIN, entry);
+}
+
+/** The only chain {@linkcode planHostportAddScoped} needs listed. */
+export const SCOPED_ADD_CHAINS: readonly string[] = [HOSTPORT_DNAT_CHAIN];
+
+/**
+ * The same ADD as {@linkcode planHostportAdd}, planned against a listing of
+ * `CNI-HOSTPORT-DNAT` alone, so its cost does not grow with the rest of the
+ * nat table (every container's masquerade and DNAT chains): the shared
+ * rules are not read but guarded with `-C`, so the batch fails, and the
+ * caller falls back to the full plan, when one is missing. When
+ * `CNI-HOSTPORT-DNAT` does not exist (the node's first ADD), nothing of the
+ * shared setup can (a jump needs its target chain), so the full plan is
+ * made against the empty listing: `-N` fails the batch if that was wrong.
+ */
+export function planHostportAddScoped(
+  plan: TablePlan,
+  spec: HostportSpec,
+  options: HostportAddOptions = {},
+): boolean {
+  if (!plan.hasChain(HOSTPORT_DNAT_CHAIN)) {
+    planHostportAdd(new TablePlan({ table: "nat", chains: new Map() }, plan.batch), spec, options);
+    return true;
+  }
+  const guard = (chain: string, rule: Rule) => plan.batch.check("nat", chain, rule);
+  if (spec.snat && options.markBit !== undefined) {
+    guard(HOSTPORT_SETMARK_CHAIN, setMarkRule(options.markBit));
+    guard(HOSTPORT_MASQ_CHAIN, masqRule(options.markBit));
+    guard("POSTROUTING", masqJumpRule());
+  }
+  guard("PREROUTING", dnatJumpRule());
+  guard("OUTPUT", dnatJumpRule());
+  planContainerDnat(plan, spec);
+  return true;
+}
+
+/**
+ * Leaves one copy of each shared rule that a racing writer (the reference's
+ * check-then-insert) doubled; adds nothing that is missing. For plans that
+ * listed the whole table but do not ensure the shared rules (DEL).
+ */
+export function planSharedRepair(
+  plan: TablePlan,
+  options: HostportAddOptions & { snat: boolean },
+): void {
+  const shared: [string, Rule][] = [["PREROUTING", dnatJumpRule()], ["OUTPUT", dnatJumpRule()]];
+  if (options.snat && options.markBit !== undefined) {
+    shared.push(
+      [HOSTPORT_SETMARK_CHAIN, setMarkRule(options.markBit)],
+      [HOSTPORT_MASQ_CHAIN, masqRule(options.markBit)],
+      ["POSTROUTING", masqJumpRule()],
+    );
+  }
+  for (const [chain, rule] of shared) plan.dropExtraCopies(chain, rule);
 }
 
 /** What a teardown found in the chains it removed. */

@@ -139,9 +139,15 @@ export async function setupIpMasq(
   const chain = await ipMasqChainName(network, options.containerId);
   const comment = ipMasqComment(network, options.containerId);
   const families = ([4, 6] as Family[]).filter((f) => parsed.some((a) => a.addr.family === f));
-  await transact("nat", (plan, family) => {
+  const build = (plan: TablePlan, family: Family) =>
     planIpMasqAdd(plan, parsed.filter((a) => a.addr.family === family), { chain, comment });
-  }, { ...options, execer, families });
+  await transact("nat", build, {
+    ...options,
+    execer,
+    families,
+    // POSTROUTING is all a masquerade ADD reads; the rest of the nat table grows with containers.
+    scoped: { chains: ["POSTROUTING"], build: (plan, family) => (build(plan, family), true) },
+  });
 }
 
 /**
@@ -162,7 +168,12 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
   const chain = await ipMasqChainName(network, options.containerId);
   await transact("nat", (plan) => {
     planIpMasqDel(plan, chain);
-  }, { ...options, execer, families: [4, 6] });
+  }, {
+    ...options,
+    execer,
+    families: [4, 6],
+    scoped: { chains: ["POSTROUTING"], build: (plan) => (planIpMasqDel(plan, chain), true) },
+  });
 }
 
 /** The nft rule comment: `<instance hash>, net: <net>, if: <if>, id: <id>` (quotes removed, max 128). */

@@ -84,10 +84,10 @@ Deno.test("nftMasqAdd() renders the reference's nftables fixture", () => {
   assertEquals(tx.render(), golden("ipmasq_add.nft"));
 });
 
-Deno.test("setupIpMasq() and teardownIpMasq() use one save and one restore per family", async () => {
+Deno.test("setupIpMasq() and teardownIpMasq() list only POSTROUTING and restore once per family", async () => {
   const execer = new RecordingExecer((call) => ({
     code: 0,
-    stdout: call.cmd.endsWith("save") ? (call.cmd.startsWith("ip6") ? EMPTY : REFERENCE) : "",
+    stdout: call.args.includes("-S") ? (call.cmd.startsWith("ip6") ? EMPTY : REFERENCE) : "",
     stderr: "",
   }));
   await setupIpMasq("mynet", ["10.77.0.2/24", "fd77::2/64"], {
@@ -96,13 +96,23 @@ Deno.test("setupIpMasq() and teardownIpMasq() use one save and one restore per f
     lockPath: "",
   });
   assertEquals(execer.calls.map((c) => c.cmd).sort(), [
+    "ip6tables",
     "ip6tables-restore",
-    "ip6tables-save",
-    "iptables-save",
+    "iptables",
+    "iptables-restore",
   ]);
+  // Only POSTROUTING is listed: the container's own chain is rewritten whole (the same rules),
+  // the jump that is already there is left alone.
+  assertEquals(execer.calls.filter((c) => c.args.includes("-S")).map((c) => c.args.at(-1)), [
+    "POSTROUTING",
+    "POSTROUTING",
+  ]);
+  const v4 = execer.calls.find((c) => c.cmd === "iptables-restore")!.stdin!;
+  assertEquals(v4.includes("-A POSTROUTING"), false);
+  assertEquals(v4.startsWith("*nat\n:CNI-"), true);
   const del = new RecordingExecer((call) => ({
     code: 0,
-    stdout: call.cmd.endsWith("save") ? REFERENCE : "",
+    stdout: call.args.includes("-S") ? REFERENCE : "",
     stderr: "",
   }));
   await teardownIpMasq("mynet", { containerId: "abc123", execer: del, lockPath: "" });

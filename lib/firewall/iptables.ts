@@ -184,6 +184,14 @@ export class RestoreBatch {
     return this.#op(table, `-I ${ruleText(chain)} ${options.position ?? 1} ${ruleText(rule)}`);
   }
 
+  /**
+   * Adds `-C chain rule`: a guard that makes the whole batch fail unless
+   * the rule is there (for plans made without listing that chain).
+   */
+  check(table: Table, chain: string, rule: Rule | string): this {
+    return this.#op(table, `-C ${ruleText(chain)} ${ruleText(rule)}`);
+  }
+
   /** `-D CHAIN rule`: the whole batch fails if no such rule exists. */
   delete(table: Table, chain: string, rule: Rule | string): this {
     return this.#op(table, `-D ${ruleText(chain)} ${ruleText(rule)}`);
@@ -231,26 +239,36 @@ export interface SaveTable {
 }
 
 /**
- * Parses `iptables-save -t <table>` output. A table missing from the output
- * (possible with iptables-nft before first use) comes back with no chains.
+ * Parses a listing of one table: `iptables -t <table> -S` output (`-P`,
+ * `-N`, `-A` lines, what {@linkcode readTable} reads) or `iptables-save`
+ * output (`*table` sections; only `table`'s is read). A table missing from
+ * a save listing (possible with iptables-nft before first use) comes back
+ * with no chains.
  *
  * @example Usage
  * ```ts
  * import { assertEquals } from "@std/assert";
  * const table = parseSave("*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j X\nCOMMIT\n", "filter");
  * assertEquals(table.chains.get("FORWARD"), ["-j X"]);
+ * const listed = parseSave("-P FORWARD ACCEPT\n-N CNI-FORWARD\n-A FORWARD -j CNI-FORWARD\n", "filter");
+ * assertEquals([...listed.chains.keys()], ["FORWARD", "CNI-FORWARD"]);
  * ```
  */
 export function parseSave(text: string, table: Table): SaveTable {
   const chains = new Map<string, string[]>();
-  let current: string | undefined;
-  for (const line of text.split("\n")) {
+  const lines = text.split("\n");
+  // `-S` output has no table header: every line is the asked table's.
+  let current: string | undefined = lines.some((line) => line.startsWith("*")) ? undefined : table;
+  for (const line of lines) {
     if (line.startsWith("*")) {
       current = line.slice(1).trim();
     } else if (current !== table || line === "" || line.startsWith("#")) {
       continue;
     } else if (line.startsWith(":")) {
       const name = line.slice(1).split(" ", 1)[0];
+      if (!chains.has(name)) chains.set(name, []);
+    } else if (line.startsWith("-P ") || line.startsWith("-N ")) {
+      const name = line.slice(3).split(" ", 1)[0];
       if (!chains.has(name)) chains.set(name, []);
     } else if (line.startsWith("-A ")) {
       const rest = line.slice(3);
@@ -277,8 +295,12 @@ function tool(family: Family, name: "save" | "restore"): string {
 }
 
 /**
- * Lists one table with `iptables-save -t <table>` (one process).
- * Throws {@linkcode IptablesError} if the tool fails.
+ * Lists one table with `iptables -w 5 -t <table> -S` (one process). Not
+ * `iptables-save -t <table>`: iptables-nft-save fetches every table from
+ * the kernel whatever `-t` says, so a firewall ADD would pay for the size
+ * of the nat table (measured with 200 containers' rules: 18 ms against
+ * 3.5 ms). The rule text is the same. Throws {@linkcode IptablesError} if
+ * the tool fails.
  *
  * @example Usage
  * ```ts ignore
@@ -286,11 +308,12 @@ function tool(family: Family, name: "save" | "restore"): string {
  * ```
  */
 export async function readTable(table: Table, options: IptablesOptions): Promise<SaveTable> {
-  const cmd = tool(options.family, "save");
-  const out = await options.execer.run(cmd, ["-t", table]);
+  const cmd = options.family === 4 ? "iptables" : "ip6tables";
+  const args = ["-w", "5", "-t", table, "-S"];
+  const out = await options.execer.run(cmd, args);
   if (out.code !== 0) {
     throw new IptablesError(
-      `${cmd} -t ${table} failed: ${out.stderr.trim() || `exit ${out.code}`}`,
+      `${cmd} ${args.join(" ")} failed: ${out.stderr.trim() || `exit ${out.code}`}`,
       {
         code: out.code,
         stderr: out.stderr.trim(),
@@ -298,6 +321,29 @@ export async function readTable(table: Table, options: IptablesOptions): Promise
     );
   }
   return parseSave(out.stdout, table);
+}
+
+/**
+ * Lists only `chains` of a table, one `iptables -w 5 -t <table> -S <chain>`
+ * each, in parallel. A chain whose listing fails is left out, as if it did
+ * not exist; callers treat the result as a hint and fall back to
+ * {@linkcode readTable} when it is not enough.
+ */
+export async function readChains(
+  table: Table,
+  chains: readonly string[],
+  options: IptablesOptions,
+): Promise<SaveTable> {
+  const cmd = options.family === 4 ? "iptables" : "ip6tables";
+  const listings = await Promise.all(
+    chains.map((chain) => options.execer.run(cmd, ["-w", "5", "-t", table, "-S", chain])),
+  );
+  const found = new Map<string, string[]>();
+  for (const out of listings) {
+    if (out.code !== 0) continue;
+    for (const [chain, rules] of parseSave(out.stdout, table).chains) found.set(chain, rules);
+  }
+  return { table, chains: found };
 }
 
 /** Options for {@linkcode applyRestore}. */

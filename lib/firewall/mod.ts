@@ -1,6 +1,6 @@
 /**
  * The firewall layer as data: iptables rules as token lists planned against
- * one `iptables-save` listing and applied with one `iptables-restore`
+ * one listing of the table and applied with one `iptables-restore`
  * ({@linkcode transact}), nftables transactions applied with one `nft -f -`,
  * the rule sets of the `firewall`, `portmap` and `bridge` (ipMasq) plugins,
  * chain-name hashing, input validation, and conntrack cleanup.

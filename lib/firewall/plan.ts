@@ -1,6 +1,6 @@
 /**
- * Idempotent operations on one table, decided against one `iptables-save`
- * listing and collected into a {@linkcode RestoreBatch}: "ensure this chain",
+ * Idempotent operations on one table, decided against one listing of it
+ * (`iptables -S`, same rule text as `iptables-save`) and collected into a {@linkcode RestoreBatch}: "ensure this chain",
  * "ensure this rule at the top", "append unless present", "replace my own
  * chain", "delete if present". The plan keeps its own copy of the listing
  * up to date, so later steps see earlier ones.
@@ -70,11 +70,30 @@ export class TablePlan {
   readonly #chains: Map<string, string[]>;
   readonly #batch: RestoreBatch;
   readonly #table: SaveTable["table"];
+  /** When the snapshot lists only some chains: those. Undefined: the whole table. */
+  readonly #listed: ReadonlySet<string> | undefined;
 
-  constructor(snapshot: SaveTable, batch: RestoreBatch) {
+  /**
+   * @param options.listed The chains the snapshot lists, when it is not the
+   * whole table: reading any other chain's rules is then a programming
+   * error, and owned chains outside it are handled without knowing whether
+   * they exist.
+   */
+  constructor(
+    snapshot: SaveTable,
+    batch: RestoreBatch,
+    options: { listed?: readonly string[] } = {},
+  ) {
     this.#table = snapshot.table;
     this.#chains = new Map([...snapshot.chains].map(([name, rules]) => [name, [...rules]]));
     this.#batch = batch;
+    this.#listed = options.listed ? new Set(options.listed) : undefined;
+  }
+
+  #requireListed(chain: string): void {
+    if (this.#listed && !this.#listed.has(chain)) {
+      throw new Error(`plan reads chain ${chain}, which its listing does not hold`);
+    }
   }
 
   /** The batch this plan writes to. */
@@ -84,11 +103,14 @@ export class TablePlan {
 
   /** True if the chain exists (or is built in). */
   hasChain(chain: string): boolean {
-    return this.#chains.has(chain) || BUILTIN_CHAINS.has(chain);
+    if (BUILTIN_CHAINS.has(chain)) return true;
+    this.#requireListed(chain);
+    return this.#chains.has(chain);
   }
 
   /** The chain's rules as `iptables-save` prints them (empty if it does not exist). */
   rules(chain: string): readonly string[] {
+    this.#requireListed(chain);
     return this.#chains.get(chain) ?? [];
   }
 
@@ -146,6 +168,12 @@ export class TablePlan {
     }
   }
 
+  /** Leaves one copy of `rule` in `chain` when there are several; adds nothing. */
+  dropExtraCopies(chain: string, rule: Rule): void {
+    const copies = this.#copiesOf(chain, rule);
+    if (copies.length > 1) this.#keepFirstCopy(chain, copies);
+  }
+
   /**
    * `-D <rule>` removes the first match, so every copy is deleted and one is
    * inserted back at the first copy's position: no rule number is trusted
@@ -183,7 +211,8 @@ export class TablePlan {
    */
   replaceChain(chain: string, rules: readonly Rule[]): void {
     const wanted = rules.map(renderRule);
-    const have = this.#chains.get(chain);
+    // Not listed: unknown, so rewritten (declaring creates or flushes it).
+    const have = this.#listed && !this.#listed.has(chain) ? undefined : this.#chains.get(chain);
     if (have && have.length === wanted.length && have.every((r, i) => r === wanted[i])) return;
     this.#batch.declareChain(this.#table, chain);
     for (const rule of rules) this.#batch.append(this.#table, chain, rule);
@@ -197,6 +226,12 @@ export class TablePlan {
   removeChain(chain: string, options: { referencedFrom?: readonly string[] } = {}): boolean {
     for (const from of options.referencedFrom ?? []) {
       for (const rule of this.jumpsTo(from, chain)) this.deleteRule(from, rule);
+    }
+    if (this.#listed && !this.#listed.has(chain)) {
+      // Not listed: declare it (creating it if it is missing), then delete it.
+      this.#batch.declareChain(this.#table, chain);
+      this.#batch.deleteChain(this.#table, chain);
+      return true;
     }
     if (!this.#chains.has(chain)) return false;
     this.#batch.flushChain(this.#table, chain);

@@ -1,5 +1,5 @@
 /**
- * Read-decide-apply for one table: read it once with `iptables-save`, let
+ * Read-decide-apply for one table: read it once (`iptables -t <table> -S`), let
  * the caller plan against that listing, apply everything with one
  * `iptables-restore`. Two processes per family at most, none to apply when
  * nothing is missing.
@@ -27,6 +27,7 @@ import {
   applyRestore,
   type Family,
   IptablesError,
+  readChains,
   readTable,
   RestoreBatch,
   type Table,
@@ -98,6 +99,16 @@ export interface TransactOptions extends LockOptions {
    * support) in its outcome instead of failing. @default {false}
    */
   tolerateUnusable?: boolean;
+  /**
+   * A cheaper first try: list only `chains` and plan with `build`, which
+   * returns false when that listing is not enough. If it declines, or its
+   * batch is refused (e.g. a `-C` guard found a shared rule missing), the
+   * family goes the normal way: whole table, the main `build`.
+   */
+  scoped?: {
+    chains: readonly string[];
+    build: (plan: TablePlan, family: Family) => boolean;
+  };
 }
 
 /** What {@linkcode transact} did for one family. */
@@ -128,7 +139,24 @@ export async function transact(
   options: TransactOptions,
 ): Promise<FamilyOutcome[]> {
   const attempts = options.attempts ?? 3;
+  const scopedTry = async (family: Family): Promise<FamilyOutcome | undefined> => {
+    const scoped = options.scoped!;
+    const snapshot = await readChains(table, scoped.chains, { family, execer: options.execer });
+    const batch = new RestoreBatch();
+    const plan = new TablePlan(snapshot, batch, { listed: scoped.chains });
+    if (!scoped.build(plan, family)) return undefined;
+    if (batch.isEmpty) return { family, applied: "" };
+    try {
+      await applyRestore(batch, { family, execer: options.execer });
+      return { family, applied: batch.render() };
+    } catch (error) {
+      if (!(error instanceof IptablesError)) throw error;
+      return undefined;
+    }
+  };
   const one = async (family: Family): Promise<FamilyOutcome> => {
+    const quick = options.scoped ? await scopedTry(family) : undefined;
+    if (quick) return quick;
     let lastError: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
       let snapshot;

@@ -10,7 +10,7 @@ const WITH_CHAIN =
 Deno.test("transact() reads once, applies once, per family", async () => {
   const execer = new RecordingExecer((call) => ({
     code: 0,
-    stdout: call.cmd.endsWith("save") ? EMPTY : "",
+    stdout: call.args.includes("-S") ? EMPTY : "",
     stderr: "",
   }));
   const outcomes = await transact("filter", (plan) => {
@@ -18,10 +18,10 @@ Deno.test("transact() reads once, applies once, per family", async () => {
     plan.ensureRule("FORWARD", ["-j", "CNI-FORWARD"], { position: "first" });
   }, { families: [4, 6], execer, lockPath: "" });
   assertEquals(execer.calls.map((c) => c.cmd).sort(), [
+    "ip6tables",
     "ip6tables-restore",
-    "ip6tables-save",
+    "iptables",
     "iptables-restore",
-    "iptables-save",
   ]);
   assertEquals(
     outcomes[0].applied,
@@ -42,7 +42,7 @@ Deno.test("transact() starts no restore when nothing is missing", async () => {
 Deno.test("transact() re-reads and re-plans when a concurrent run created the chain first", async () => {
   let saves = 0;
   const execer = new RecordingExecer((call: ExecCall) => {
-    if (call.cmd === "iptables-save") {
+    if ((call.cmd === "iptables" && call.args.includes("-S"))) {
       return { code: 0, stdout: saves++ === 0 ? EMPTY : WITH_CHAIN, stderr: "" };
     }
     return call.stdin?.includes("-N CNI-FORWARD")
@@ -55,9 +55,9 @@ Deno.test("transact() re-reads and re-plans when a concurrent run created the ch
     plan.ensureRule("CNI-FORWARD", ["-s", "10.0.0.2/32", "-j", "ACCEPT"]);
   }, { families: [4], execer, lockPath: "" });
   assertEquals(execer.calls.map((c) => c.cmd), [
-    "iptables-save",
+    "iptables",
     "iptables-restore",
-    "iptables-save",
+    "iptables",
     "iptables-restore",
   ]);
   // The second batch neither re-creates (which would fail) nor declares (which would flush) the chain.
@@ -66,11 +66,13 @@ Deno.test("transact() re-reads and re-plans when a concurrent run created the ch
 
 Deno.test("transact() gives up after the configured attempts with the tool's error", async () => {
   const execer = new RecordingExecer((call) =>
-    call.cmd === "iptables-save" ? { code: 0, stdout: EMPTY, stderr: "" } : {
-      code: 2,
-      stdout: "",
-      stderr: "iptables-restore: line 3 failed: Couldn't load target `NOPE'",
-    }
+    (call.cmd === "iptables" && call.args.includes("-S"))
+      ? { code: 0, stdout: EMPTY, stderr: "" }
+      : {
+        code: 2,
+        stdout: "",
+        stderr: "iptables-restore: line 3 failed: Couldn't load target `NOPE'",
+      }
   );
   const error = await assertRejects(
     () =>
@@ -88,7 +90,7 @@ Deno.test("transact() gives up after the configured attempts with the tool's err
 
 Deno.test("transact() reports an unlistable family only when asked to tolerate it", async () => {
   const execer = new RecordingExecer((call) =>
-    call.cmd === "ip6tables-save"
+    (call.cmd === "ip6tables" && call.args.includes("-S"))
       ? { code: 1, stdout: "", stderr: "can't initialize ip6tables" }
       : { code: 0, stdout: EMPTY, stderr: "" }
   );
