@@ -35,7 +35,7 @@ export interface AttachmentInfo {
 }
 
 /** Tells whether a network namespace path exists: `null` when it cannot be told. */
-export type NetnsProbe = (path: string) => Promise<boolean | null>;
+export type NetnsProbe = (path: string) => boolean | null | Promise<boolean | null>;
 
 let nsfsDev: number | undefined;
 
@@ -44,11 +44,11 @@ let nsfsDev: number | undefined;
  * (its device is nsfs, like `/proc/self/ns/net`). A plain file left behind
  * after an unmount does not count.
  */
-export async function netnsExists(path: string): Promise<boolean | null> {
+export function netnsExists(path: string): boolean | null {
   if (!path.startsWith("/")) return null;
   try {
-    nsfsDev ??= (await Deno.stat("/proc/self/ns/net")).dev;
-    const info = await Deno.stat(path);
+    nsfsDev ??= Deno.statSync("/proc/self/ns/net").dev;
+    const info = Deno.statSync(path);
     return info.dev === nsfsDev;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
@@ -126,7 +126,7 @@ async function describe(
 ): Promise<AttachmentInfo> {
   let cachedAt: number | null = null;
   try {
-    cachedAt = (await Deno.stat(cacheFilePath(cacheDir, entry))).mtime?.getTime() ?? null;
+    cachedAt = Deno.statSync(cacheFilePath(cacheDir, entry)).mtime?.getTime() ?? null;
   } catch {
     // The file went away after listing, or its name does not match its content.
   }

@@ -44,21 +44,24 @@ export function parseLeaseContent(text: string): { containerId: string; ifname: 
  * address. Only regular files whose name is an IP address count (symlinks
  * are never followed). A missing directory yields `[]`.
  */
-export async function readNetworkLeases(dataDir: string, network: string): Promise<Lease[]> {
+export function readNetworkLeases(dataDir: string, network: string): Lease[] {
   if (!isValidNetworkName(network)) {
     throw new RangeError(`Cannot read leases of network "${network}": invalid network name`);
   }
   const dir = join(dataDir, network);
   const leases: Lease[] = [];
   try {
-    for await (const entry of Deno.readDir(dir)) {
+    // Synchronous on purpose: thousands of tiny local files read one by one
+    // cost about 10 µs each in sync calls and 10 times that as async ops
+    // (each is a trip through the blocking thread pool).
+    for (const entry of Deno.readDirSync(dir)) {
       if (!entry.isFile || !tryParseIp(entry.name)) continue;
       const path = join(dir, entry.name);
       let text: string;
       try {
-        const info = await Deno.lstat(path);
+        const info = Deno.lstatSync(path);
         if (!info.isFile || info.size > MAX_LEASE_BYTES) continue;
-        text = await Deno.readTextFile(path);
+        text = Deno.readTextFileSync(path);
       } catch {
         continue; // released between listing and reading
       }

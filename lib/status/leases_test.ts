@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "@std/assert";
+import { assertEquals, assertThrows } from "@std/assert";
 import { join } from "@std/path";
 import {
   isValidNetworkName,
@@ -42,7 +42,7 @@ Deno.test("readNetworkLeases() reads IP-named regular files only, sorted, never 
       ["fd00::5", "c1", "eth0"],
     ]);
     assertEquals(await readNetworkLeases(dir, "missing"), []);
-    await assertRejects(() => readNetworkLeases(dir, ".."), RangeError, "invalid network name");
+    assertThrows(() => readNetworkLeases(dir, ".."), RangeError, "invalid network name");
     assertEquals(await listLeaseNetworks(dir), ["n1"]);
     assertEquals(await listLeaseNetworks(join(dir, "nope")), []);
   } finally {
