@@ -27,6 +27,12 @@ export const PLUGIN_FILES: Record<string, string> = {
   portmap: "plugins/portmap.ts",
 };
 
+/** The CNI runtime a plugin run loads besides its plugin, relative to this file (by computed URL too). */
+export const RUNTIME_FILES = {
+  skel: "lib/cni/skel.ts",
+  delegate: "lib/cni/delegate.ts",
+} as const;
+
 /** Loads plugin `name`'s module (one plugin's graph, nothing else). */
 function loader(name: string): () => Promise<PluginModule> {
   const url = new URL(PLUGIN_FILES[name], import.meta.url).href;

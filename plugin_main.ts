@@ -13,8 +13,8 @@
  *
  * @module
  */
-import { PLUGIN_VERSIONS, PLUGINS } from "./applets.ts";
-import type { PluginFuncs } from "./lib/cni/types.ts";
+import { PLUGIN_VERSIONS, PLUGINS, RUNTIME_FILES } from "./applets.ts";
+import { probeOutput, writeProbe } from "./lib/cni/probe.ts";
 
 /**
  * The name this process was started under. Read from `/proc/self/cmdline`
@@ -35,25 +35,26 @@ export function isPlugin(name: string): boolean {
   return Object.hasOwn(PLUGINS, name);
 }
 
-/** Handlers for a probe: the skeleton answers a bare run and VERSION without calling them. */
-const PROBE_ONLY: PluginFuncs = {
-  add: () => Promise.reject(new Error("probe run reached ADD")),
-  del: () => Promise.reject(new Error("probe run reached DEL")),
-};
+type Skel = typeof import("./lib/cni/skel.ts");
+type Delegate = typeof import("./lib/cni/delegate.ts");
+
+/** Loads a module of the CNI runtime by computed URL (see applets.ts for why). */
+function load<T>(file: string): Promise<T> {
+  return import(new URL(file, import.meta.url).href) as Promise<T>;
+}
 
 /** Runs plugin `name` with the process's CNI environment and stdin; returns the exit code. */
 export async function runPluginNamed(name: string): Promise<number> {
-  const command = Deno.env.get("CNI_COMMAND") ?? "";
-  if (command === "" || command === "VERSION") {
-    // Probes (Nomad's fingerprint; podman's VERSION before every ADD and DEL)
-    // need only the plugin's identity, not its modules.
-    const skel = await import("./lib/cni/skel.ts");
-    const identity = { name, supportedVersions: PLUGIN_VERSIONS[name], funcs: PROBE_ONLY };
-    return await skel.runPlugin(identity, skel.denoIo());
+  // Probes (Nomad's fingerprint; podman's VERSION before every ADD and DEL)
+  // need only the plugin's identity: neither the skeleton nor the plugin loads.
+  const probe = probeOutput(name, PLUGIN_VERSIONS[name], Deno.env.get("CNI_COMMAND") ?? "");
+  if (probe) {
+    writeProbe(probe);
+    return 0;
   }
   const [skel, delegate, module] = await Promise.all([
-    import("./lib/cni/skel.ts"),
-    import("./lib/cni/delegate.ts"),
+    load<Skel>(RUNTIME_FILES.skel),
+    load<Delegate>(RUNTIME_FILES.delegate),
     PLUGINS[name](),
   ]);
   // An IPAM plugin found in CNI_PATH that is this same program runs in-process.

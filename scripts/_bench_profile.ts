@@ -230,7 +230,20 @@ export async function startupAnatomy(
   await Deno.writeTextFile(`${dir}/slim.json`, JSON.stringify({ imports: slimImports }));
   await Deno.writeTextFile(`${dir}/empty.js`, "Deno.exit(0);\n");
   const variants: { name: string; plugin: string; argv: string[] }[] = [];
-  // The VERSION path of main.ts without main.ts: only the skeleton is loaded.
+  // The VERSION path of plugin_main.ts without it: the probe module and the version table.
+  const probeEntry = `${dir}/probe.ts`;
+  await Deno.writeTextFile(
+    probeEntry,
+    [
+      `const [probe, version] = await Promise.all([`,
+      `  import(${JSON.stringify(`${root}lib/cni/probe.ts`)}),`,
+      `  import(${JSON.stringify(`${root}lib/cni/version.ts`)}),`,
+      `]);`,
+      `probe.writeProbe(probe.probeOutput("x", version.SUPPORTED_VERSIONS, "VERSION"));`,
+      ``,
+    ].join("\n"),
+  );
+  // The skeleton answering VERSION: what every verb run loads before its plugin.
   const versionEntry = `${dir}/version.ts`;
   await Deno.writeTextFile(
     versionEntry,
@@ -260,7 +273,12 @@ export async function startupAnatomy(
       argv: [...base, "--config", `${root}deno.json`, `${dir}/empty.js`],
     });
     variants.push({
-      name: "skeleton only (VERSION path)",
+      name: "probe module only (VERSION path)",
+      plugin,
+      argv: [...base, "--config", `${root}deno.json`, probeEntry],
+    });
+    variants.push({
+      name: "skeleton (loaded before any verb)",
       plugin,
       argv: [...base, "--config", `${root}deno.json`, versionEntry],
     });

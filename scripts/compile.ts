@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { PLUGIN_FILES, PLUGINS } from "../applets.ts";
+import { PLUGIN_FILES, PLUGINS, RUNTIME_FILES } from "../applets.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const dist = `${root}dist`;
@@ -17,12 +17,14 @@ const dist = `${root}dist`;
 await Deno.mkdir(dist, { recursive: true });
 const out = await new Deno.Command(Deno.execPath(), {
   // -A is baked in: plugins write /proc/sys and use FFI (see main.ts).
-  // Plugins are imported by computed URL (see applets.ts), so each is included by name.
+  // Plugins and the CNI runtime are imported by computed URL (see applets.ts), so each is
+  // included by name.
   args: [
     "compile",
     "-A",
     "--no-check",
-    ...Object.values(PLUGIN_FILES).flatMap((file) => ["--include", `${root}${file}`]),
+    ...[...Object.values(PLUGIN_FILES), ...Object.values(RUNTIME_FILES)]
+      .flatMap((file) => ["--include", `${root}${file}`]),
     "--output",
     `${dist}/cnibox`,
     `${root}main.ts`,

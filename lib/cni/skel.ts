@@ -11,7 +11,8 @@ import { CniError, ErrorCode, renderError, toCniError } from "./error.ts";
 import type { CmdArgs, Command, NetConf, Plugin } from "./types.ts";
 import { decodeNetConfName, netConfFrom, VALID_NAME } from "./config.ts";
 import { encodeResult } from "./result.ts";
-import { aboutText, CURRENT_VERSION, versionAtLeast } from "./version.ts";
+import { probeOutput } from "./probe.ts";
+import { versionAtLeast } from "./version.ts";
 import { goJsonEscape, goQuote, goQuoteList } from "./_go.ts";
 import { journalPath, recordRun } from "../status/journal.ts";
 
@@ -238,10 +239,12 @@ async function dispatch(plugin: Plugin, io: PluginIo, context: RunContext): Prom
       v.validate(value);
     }
   }
+  const probe = cmd === "" || cmd === "VERSION"
+    ? probeOutput(plugin.name, plugin.supportedVersions, cmd)
+    : undefined;
   if (missing.length > 0) {
-    if (cmd === "") {
-      io.writeStderr(`${aboutText(plugin.name)}\n`);
-      io.writeStderr(`CNI protocol versions supported: ${plugin.supportedVersions.join(", ")}\n`);
+    if (probe && "stderr" in probe) {
+      io.writeStderr(probe.stderr);
       return 0;
     }
     throw new CniError(
@@ -250,13 +253,8 @@ async function dispatch(plugin: Plugin, io: PluginIo, context: RunContext): Prom
     );
   }
 
-  if (cmd === "VERSION") {
-    io.writeStdout(
-      JSON.stringify({
-        cniVersion: CURRENT_VERSION,
-        supportedVersions: plugin.supportedVersions,
-      }) + "\n",
-    );
+  if (probe && "stdout" in probe) {
+    io.writeStdout(probe.stdout);
     return 0;
   }
 
