@@ -237,10 +237,10 @@ export function planHostportAddScoped(
   plan: TablePlan,
   spec: HostportSpec,
   options: HostportAddOptions = {},
-): boolean {
+): void {
   if (!plan.hasChain(HOSTPORT_DNAT_CHAIN)) {
     planHostportAdd(new TablePlan({ table: "nat", chains: new Map() }, plan.batch), spec, options);
-    return true;
+    return;
   }
   const guard = (chain: string, rule: Rule) => plan.batch.check("nat", chain, rule);
   if (spec.snat && options.markBit !== undefined) {
@@ -251,7 +251,6 @@ export function planHostportAddScoped(
   guard("PREROUTING", dnatJumpRule());
   guard("OUTPUT", dnatJumpRule());
   planContainerDnat(plan, spec);
-  return true;
 }
 
 /**

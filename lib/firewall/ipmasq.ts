@@ -146,7 +146,7 @@ export async function setupIpMasq(
     execer,
     families,
     // POSTROUTING is all a masquerade ADD reads; the rest of the nat table grows with containers.
-    scoped: { chains: ["POSTROUTING"], build: (plan, family) => (build(plan, family), true) },
+    scoped: { chains: ["POSTROUTING"], build },
   });
 }
 
@@ -172,7 +172,7 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
     ...options,
     execer,
     families: [4, 6],
-    scoped: { chains: ["POSTROUTING"], build: (plan) => (planIpMasqDel(plan, chain), true) },
+    scoped: { chains: ["POSTROUTING"], build: (plan) => void planIpMasqDel(plan, chain) },
   });
 }
 

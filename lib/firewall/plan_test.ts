@@ -1,4 +1,4 @@
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertThrows } from "@std/assert";
 import { parseSave, RestoreBatch } from "./iptables.ts";
 import { sameRule, TablePlan } from "./plan.ts";
 
@@ -131,5 +131,22 @@ Deno.test("sameRule() ignores option order but not pairing or negation", () => {
   assertEquals(
     sameRule('-m comment --comment "a b" -j X', ["-m", "comment", "--comment", "a b", "-j", "X"]),
     true,
+  );
+});
+
+Deno.test("TablePlan with a partial listing refuses to read other chains and removes owned ones blind", () => {
+  const batch = new RestoreBatch();
+  const listing = parseSave(
+    "-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.0.0.2/32 -j CNI-OWN\n",
+    "nat",
+  );
+  const plan = new TablePlan(listing, batch, { listed: ["POSTROUTING"] });
+  assertThrows(() => plan.rules("CNI-HOSTPORT-DNAT"), Error, "does not hold");
+  assertThrows(() => plan.hasChain("CNI-OWN"), Error, "does not hold");
+  // Whether CNI-OWN exists is unknown: declaring creates it if need be, so -X always works.
+  assertEquals(plan.removeChain("CNI-OWN", { referencedFrom: ["POSTROUTING"] }), true);
+  assertEquals(
+    batch.render(),
+    "*nat\n:CNI-OWN - [0:0]\n-D POSTROUTING -s 10.0.0.2/32 -j CNI-OWN\n-X CNI-OWN\nCOMMIT\n",
   );
 });

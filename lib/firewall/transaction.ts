@@ -100,14 +100,14 @@ export interface TransactOptions extends LockOptions {
    */
   tolerateUnusable?: boolean;
   /**
-   * A cheaper first try: list only `chains` and plan with `build`, which
-   * returns false when that listing is not enough. If it declines, or its
-   * batch is refused (e.g. a `-C` guard found a shared rule missing), the
-   * family goes the normal way: whole table, the main `build`.
+   * A cheaper first try: list only `chains` and plan with `build` (its plan
+   * refuses to read other chains). If that batch is refused (e.g. a `-C`
+   * guard found a shared rule missing), the family goes the normal way:
+   * whole table, the main `build`.
    */
   scoped?: {
     chains: readonly string[];
-    build: (plan: TablePlan, family: Family) => boolean;
+    build: (plan: TablePlan, family: Family) => void;
   };
 }
 
@@ -143,8 +143,7 @@ export async function transact(
     const scoped = options.scoped!;
     const snapshot = await readChains(table, scoped.chains, { family, execer: options.execer });
     const batch = new RestoreBatch();
-    const plan = new TablePlan(snapshot, batch, { listed: scoped.chains });
-    if (!scoped.build(plan, family)) return undefined;
+    scoped.build(new TablePlan(snapshot, batch, { listed: scoped.chains }), family);
     if (batch.isEmpty) return { family, applied: "" };
     try {
       await applyRestore(batch, { family, execer: options.execer });

@@ -132,3 +132,40 @@ Deno.test("withLock() still runs when the lock file cannot be opened", async () 
     42,
   );
 });
+
+Deno.test("transact() tries the scoped listing first and falls back to the whole table when its batch is refused", async () => {
+  let restores = 0;
+  const execer = new RecordingExecer((call) => {
+    if (call.args.includes("-S")) {
+      // `-S FORWARD` lists one chain; `-S` alone the whole table.
+      return {
+        code: 0,
+        stdout: call.args.at(-1) === "FORWARD" ? "-P FORWARD ACCEPT\n" : EMPTY,
+        stderr: "",
+      };
+    }
+    // The scoped batch's guard fails, as iptables-restore does for a missing rule.
+    return restores++ === 0
+      ? { code: 1, stdout: "", stderr: "iptables-restore: line 2 failed" }
+      : { code: 0, stdout: "", stderr: "" };
+  });
+  const outcomes = await transact("nat", (plan) => {
+    plan.ensureChain("CNI-HOSTPORT-DNAT");
+  }, {
+    families: [4],
+    execer,
+    lockPath: "",
+    scoped: {
+      chains: ["FORWARD"],
+      build: (plan) => void plan.batch.check("nat", "FORWARD", ["-j", "CNI-HOSTPORT-DNAT"]),
+    },
+  });
+  assertEquals(execer.calls.map((c) => [c.cmd, ...c.args].join(" ")), [
+    "iptables -w 5 -t nat -S FORWARD",
+    "iptables-restore --noflush -w 5",
+    "iptables -w 5 -t nat -S",
+    "iptables-restore --noflush -w 5",
+  ]);
+  assertEquals(execer.calls[1].stdin, "*nat\n-C FORWARD -j CNI-HOSTPORT-DNAT\nCOMMIT\n");
+  assertEquals(outcomes[0].applied, "*nat\n-N CNI-HOSTPORT-DNAT\nCOMMIT\n");
+});
