@@ -275,6 +275,8 @@ Deno.test("firewall DEL without prevResult removes the rules its ADD recorded, t
     "*filter\n-D CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-D CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT\nCOMMIT\n",
   );
   assertEquals(listRecords(dir), []);
+  // The emptied network and namespace directories went with the last record.
+  assertEquals([...Deno.readDirSync(deps.recordRoot!)], []);
   // A second DEL finds neither record nor prevResult: nothing to start.
   const again = fakeDeps({ "4 filter": REFERENCE_FILTER });
   again.recordRoot = deps.recordRoot;

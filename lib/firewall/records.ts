@@ -54,19 +54,19 @@ export function writeRecord(
   ifname: string,
   addresses: readonly string[],
 ): boolean {
-  try {
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    Deno.writeTextFileSync(
-      `${dir}/${fileName(containerId, ifname)}`,
-      JSON.stringify({ addresses }),
-      {
-        mode: 0o600,
-      },
-    );
-    return true;
-  } catch {
-    return false;
+  const path = `${dir}/${fileName(containerId, ifname)}`;
+  // A DEL of the network's last record may remove the directory between our
+  // mkdir and our write (see removeRecord): then it is made again.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      Deno.writeTextFileSync(path, JSON.stringify({ addresses }), { mode: 0o600 });
+      return true;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) return false;
+    }
   }
+  return false;
 }
 
 function parseAddresses(text: string): string[] | undefined {
@@ -87,12 +87,22 @@ export function readRecord(dir: string, containerId: string, ifname: string): st
   }
 }
 
-/** Removes the record of (containerId, ifname) if there is one. */
+/**
+ * Removes the record of (containerId, ifname) if there is one, then the
+ * network's and the namespace's directories if they are empty (test and
+ * benchmark namespaces come and go; their directories should not pile up).
+ */
 export function removeRecord(dir: string, containerId: string, ifname: string): void {
   try {
     Deno.removeSync(`${dir}/${fileName(containerId, ifname)}`);
   } catch {
     // Already gone.
+  }
+  try {
+    Deno.removeSync(dir); // refused unless empty
+    Deno.removeSync(dir.slice(0, dir.lastIndexOf("/")));
+  } catch {
+    // Other records live there.
   }
 }
 
