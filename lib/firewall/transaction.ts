@@ -139,42 +139,45 @@ export async function transact(
   options: TransactOptions,
 ): Promise<FamilyOutcome[]> {
   const attempts = options.attempts ?? 3;
-  const scopedTry = async (family: Family): Promise<FamilyOutcome | undefined> => {
-    const scoped = options.scoped!;
-    const snapshot = await readChains(table, scoped.chains, { family, execer: options.execer });
-    const batch = new RestoreBatch();
-    scoped.build(new TablePlan(snapshot, batch, { listed: scoped.chains }), family);
+  const execer = options.execer;
+  /** Applies a planned batch; a refused batch's IptablesError is returned, not thrown. */
+  const apply = async (
+    batch: RestoreBatch,
+    family: Family,
+  ): Promise<FamilyOutcome | IptablesError> => {
     if (batch.isEmpty) return { family, applied: "" };
     try {
-      await applyRestore(batch, { family, execer: options.execer });
+      await applyRestore(batch, { family, execer });
       return { family, applied: batch.render() };
     } catch (error) {
       if (!(error instanceof IptablesError)) throw error;
-      return undefined;
+      return error;
     }
   };
   const one = async (family: Family): Promise<FamilyOutcome> => {
-    const quick = options.scoped ? await scopedTry(family) : undefined;
-    if (quick) return quick;
+    if (options.scoped) {
+      const { chains, build: buildScoped } = options.scoped;
+      const batch = new RestoreBatch();
+      const snapshot = await readChains(table, chains, { family, execer });
+      buildScoped(new TablePlan(snapshot, batch, { listed: chains }), family);
+      const outcome = await apply(batch, family);
+      // Refused (a guard failed, or the table changed): the whole table below.
+      if (!(outcome instanceof IptablesError)) return outcome;
+    }
     let lastError: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
       let snapshot;
       try {
-        snapshot = await readTable(table, { family, execer: options.execer });
+        snapshot = await readTable(table, { family, execer });
       } catch (error) {
         if (!(options.tolerateUnusable && error instanceof IptablesError)) throw error;
         return { family, applied: "", unusable: error };
       }
       const batch = new RestoreBatch();
       build(new TablePlan(snapshot, batch), family);
-      if (batch.isEmpty) return { family, applied: "" };
-      try {
-        await applyRestore(batch, { family, execer: options.execer });
-        return { family, applied: batch.render() };
-      } catch (error) {
-        if (!(error instanceof IptablesError)) throw error;
-        lastError = error;
-      }
+      const outcome = await apply(batch, family);
+      if (!(outcome instanceof IptablesError)) return outcome;
+      lastError = outcome;
     }
     throw lastError;
   };
