@@ -1,9 +1,11 @@
 /**
  * Idempotent operations on one table, decided against one listing of it
- * (`iptables -S`, same rule text as `iptables-save`) and collected into a {@linkcode RestoreBatch}: "ensure this chain",
- * "ensure this rule at the top", "append unless present", "replace my own
- * chain", "delete if present". The plan keeps its own copy of the listing
- * up to date, so later steps see earlier ones.
+ * (`iptables -S`: the same rule text as `iptables-save`) and collected into
+ * a {@linkcode RestoreBatch}: "ensure this chain", "ensure this rule at the
+ * top", "append unless present", "replace my own chain", "delete if
+ * present". The plan keeps its own copy of the listing up to date, so later
+ * steps see earlier ones. A listing may hold only some chains (`listed`);
+ * the plan then refuses to read any other.
  *
  * @module
  */
