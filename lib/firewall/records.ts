@@ -21,6 +21,8 @@
  * @module
  */
 
+import { currentNetnsInode } from "../sys/netns_id.ts";
+
 /** Where records live unless `CNIBOX_FIREWALL_RECORDS` says otherwise. */
 export const DEFAULT_RECORD_ROOT = "/run/cnibox/firewall";
 
@@ -34,13 +36,8 @@ export interface AddressRecord {
 
 /** The record directory of a network in the calling thread's network namespace. */
 export function recordDir(network: string, root = DEFAULT_RECORD_ROOT): string {
-  let inode = "unknown";
-  try {
-    inode = /\[(\d+)\]/.exec(Deno.readLinkSync("/proc/thread-self/ns/net"))?.[1] ?? inode;
-  } catch {
-    // No /proc: one shared directory.
-  }
-  return `${root}/${inode}/${encodeURIComponent(network)}`;
+  // Without /proc, one shared directory.
+  return `${root}/${currentNetnsInode() ?? "unknown"}/${encodeURIComponent(network)}`;
 }
 
 function fileName(containerId: string, ifname: string): string {

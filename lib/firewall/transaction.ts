@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { currentNetnsInode } from "../sys/netns_id.ts";
 import type { Execer } from "./exec.ts";
 import {
   applyRestore,
@@ -45,12 +46,8 @@ const FALLBACK_LOCK_PATH = "/run/cnibox-iptables.lock";
  * keeps one well-known file per namespace inode.
  */
 function namespacedLockPath(path: string): string {
-  try {
-    const inode = /\[(\d+)\]/.exec(Deno.readLinkSync("/proc/thread-self/ns/net"))?.[1];
-    return inode ? path.replace(/\.lock$/, `-${inode}.lock`) : path;
-  } catch {
-    return path;
-  }
+  const inode = currentNetnsInode();
+  return inode ? path.replace(/\.lock$/, `-${inode}.lock`) : path;
 }
 
 /** Options for {@linkcode withLock}. */
