@@ -114,6 +114,11 @@ function hostAddresses(result: Result): Map<Family, string[]> {
   return byFamily;
 }
 
+/** The family of a host-form address (`10.0.0.2/32`, `fd00::2/128`). */
+function hostFamily(address: string): Family {
+  return address.includes(":") ? 6 : 4;
+}
+
 /** Dependencies of the firewall handlers (tests inject fakes). */
 export interface FirewallDeps {
   /** Starts iptables tools. @default {defaultExecer()} */
@@ -211,7 +216,7 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
       requireIptables(conf, true);
       const addresses = prev ? hostAddresses(prev.current) : new Map<Family, string[]>();
       for (const address of recorded) {
-        const family: Family = address.includes(":") ? 6 : 4;
+        const family = hostFamily(address);
         const list = addresses.get(family) ?? [];
         if (!list.includes(address)) list.push(address);
         addresses.set(family, list);
@@ -275,7 +280,7 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
         // Addresses recorded for gone attachments that nobody alive claims.
         for (const record of goneRecords) {
           for (const address of record.addresses) {
-            if ((address.includes(":") ? 6 : 4) !== family || keptAddresses.has(address)) continue;
+            if (hostFamily(address) !== family || keptAddresses.has(address)) continue;
             const claimed = owners.get(address);
             if (!claimed || [...claimed].every(ownerGone)) stale.add(address);
           }

@@ -295,6 +295,9 @@ Deno.test("firewall GC removes recorded rules of gone attachments unless a live 
   writeRecord(dir, "gone-reused", "eth0", ["10.99.0.21/32"]);
   writeRecord(dir, "keep", "eth0", ["10.99.0.21/32"]);
   writeRecord(dir, "keep", "eth1", ["10.99.0.22/32"]); // same container, interface gone
+  // Only host-form addresses ever reach rule text, whatever a record file holds.
+  writeRecord(dir, "forged", "eth0", ["10.99.0.23/32 -j DROP\n-A INPUT", "10.99.0.24/24", "x"]);
+  assertEquals(readRecord(dir, "forged", "eth0"), []);
   await firewallFuncs(deps).gc!(cmdArgs(
     "GC",
     conf({

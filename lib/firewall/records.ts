@@ -21,6 +21,7 @@
  * @module
  */
 
+import { familyBits, inetNtop, tryParseCidr } from "../ip/cidr.ts";
 import { currentNetnsInode } from "../sys/netns_id.ts";
 
 /** Where records live unless `CNIBOX_FIREWALL_RECORDS` says otherwise. */
@@ -66,13 +67,26 @@ export function writeRecord(
   return false;
 }
 
+/**
+ * The addresses of a record's text, each re-parsed and re-rendered in host
+ * form: they end up in rule text, and only validated values may.
+ */
 function parseAddresses(text: string): string[] | undefined {
+  let value: unknown;
   try {
-    const value = JSON.parse(text)?.addresses;
-    return Array.isArray(value) && value.every((a) => typeof a === "string") ? value : undefined;
+    value = JSON.parse(text)?.addresses;
   } catch {
     return undefined;
   }
+  if (!Array.isArray(value)) return undefined;
+  const addresses: string[] = [];
+  for (const item of value) {
+    const parsed = typeof item === "string" ? tryParseCidr(item, { keepMapped: true }) : undefined;
+    if (!parsed) continue;
+    const host = `${inetNtop(parsed.address)}/${familyBits(parsed.address.family)}`;
+    if (host === item) addresses.push(host);
+  }
+  return addresses;
 }
 
 /** The recorded addresses of (containerId, ifname); empty when there is no readable record. */
