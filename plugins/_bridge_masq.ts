@@ -7,14 +7,7 @@
  * @module
  */
 import { type Execer, findCommand, FirewallToolError } from "../lib/firewall/exec.ts";
-import {
-  gcIpMasq,
-  ipMasqChainName,
-  planIpMasqDel,
-  setupIpMasq,
-  teardownIpMasq,
-} from "../lib/firewall/ipmasq.ts";
-import { transact } from "../lib/firewall/transaction.ts";
+import { gcIpMasq, setupIpMasq, teardownIpMasq } from "../lib/firewall/ipmasq.ts";
 import type { IpFamily } from "../lib/ip/cidr.ts";
 import type { Attachment } from "../lib/cni/types.ts";
 
@@ -69,9 +62,9 @@ export async function teardownMasq(
   families: readonly IpFamily[],
   options: MasqOptions,
 ): Promise<void> {
-  const chain = await ipMasqChainName(owner.network, owner.containerId);
   const outcomes = await Promise.allSettled([
-    transact("nat", (plan) => void planIpMasqDel(plan, chain), {
+    teardownIpMasq(owner.network, {
+      containerId: owner.containerId,
       families,
       execer: options.execer,
       lockPath: options.lockPath,

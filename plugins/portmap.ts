@@ -11,10 +11,11 @@
  * guarded with `-C` (the whole nat table is listed only on a node's first
  * ADD or when a shared rule is missing); the reference lists the whole nat
  * table four times per ADD and runs ~19 processes, so its ADD slows as
- * containers accumulate. DEL lists the nat table once. All validation happens before anything
- * changes (ports 1-65535, tcp/udp/sctp, host IPs); DEL cleans up without
- * `portMappings` (the chain is found by its hash) and also flushes UDP
- * conntrack entries; CHECK looks only at the families the container has;
+ * containers accumulate. DEL lists the nat table once. All validation
+ * happens before anything changes (ports 1-65535, tcp/udp/sctp, host IPs);
+ * DEL cleans up without `portMappings` (the chain is found by its hash) and
+ * also flushes UDP conntrack entries; CHECK looks only at the families the
+ * container has;
  * GC removes the chains of containers that are gone; port-mapping keys are
  * matched case-insensitively (Nomad sends `HostPort`, `HostIP`, ...).
  *

@@ -113,6 +113,8 @@ export interface IpMasqOptions extends Partial<Omit<TransactOptions, "families">
   ifName?: string;
   /** `iptables` or `nftables`. @default {"iptables"} */
   backend?: "iptables" | "nftables";
+  /** iptables teardown: the families to clean. @default {[4, 6]} */
+  families?: readonly Family[];
 }
 
 /**
@@ -171,7 +173,7 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
   }, {
     ...options,
     execer,
-    families: [4, 6],
+    families: options.families ?? [4, 6],
     scoped: { chains: ["POSTROUTING"], build: (plan) => void planIpMasqDel(plan, chain) },
   });
 }

@@ -22,6 +22,11 @@ export type RulePosition = "first" | "last";
 
 const BUILTIN_CHAINS = new Set(["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]);
 
+/** True for the kernel's built-in chains, which exist in every usable table. */
+export function isBuiltinChain(chain: string): boolean {
+  return BUILTIN_CHAINS.has(chain);
+}
+
 /**
  * True if a listed rule and a planned rule are the same: equal text, or the
  * same tokens in another order (`iptables-save` moves `-s`/`-d`/`-i`/`-o`/`-p`

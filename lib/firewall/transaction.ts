@@ -33,7 +33,7 @@ import {
   RestoreBatch,
   type Table,
 } from "./iptables.ts";
-import { TablePlan } from "./plan.ts";
+import { isBuiltinChain, TablePlan } from "./plan.ts";
 
 /** Default lock file prefix; the netns inode is appended (`/run` if there is no `/run/lock`). */
 export const DEFAULT_LOCK_PATH = "/run/lock/cnibox-iptables.lock";
@@ -156,10 +156,14 @@ export async function transact(
       const { chains, build: buildScoped } = options.scoped;
       const batch = new RestoreBatch();
       const snapshot = await readChains(table, chains, { family, execer });
-      buildScoped(new TablePlan(snapshot, batch, { listed: chains }), family);
-      const outcome = await apply(batch, family);
-      // Refused (a guard failed, or the table changed): the whole table below.
-      if (!(outcome instanceof IptablesError)) return outcome;
+      // A built-in chain that could not be listed means the table is unusable:
+      // the whole-table path below reports that as it always does.
+      if (chains.every((chain) => !isBuiltinChain(chain) || snapshot.chains.has(chain))) {
+        buildScoped(new TablePlan(snapshot, batch, { listed: chains }), family);
+        const outcome = await apply(batch, family);
+        // Refused (a guard failed, or the table changed): the whole table below.
+        if (!(outcome instanceof IptablesError)) return outcome;
+      }
     }
     let lastError: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
