@@ -27,6 +27,15 @@ export const PLUGIN_FILES: Record<string, string> = {
   portmap: "plugins/portmap.ts",
 };
 
+/**
+ * Plugins that delegate IPAM, and this program's IPAM plugins each may run
+ * in-process (see `lib/cni/delegate.ts`). A plugin bundle links exactly
+ * these; `plugin_main.ts` loads any of ours on demand.
+ */
+export const IN_PROCESS_IPAM: Record<string, readonly string[]> = {
+  bridge: ["host-local"],
+};
+
 /** The CNI runtime a plugin run loads besides its plugin, relative to this file (by computed URL too). */
 export const RUNTIME_FILES = {
   skel: "lib/cni/skel.ts",

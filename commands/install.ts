@@ -12,6 +12,7 @@
  */
 import { parseArgs } from "@std/cli";
 import { PLUGINS } from "../applets.ts";
+import { BUNDLE_V8_FLAGS, ensureBundles } from "./_bundle.ts";
 
 /** The marker line that tells the IPAM delegation a file is this program. */
 export const LAUNCHER_MARKER = "# cnibox-launcher:";
@@ -20,6 +21,12 @@ export const LAUNCHER_MARKER = "# cnibox-launcher:";
 export interface InstallOptions {
   /** Replace existing files of the same names. @default {false} */
   force?: boolean;
+  /**
+   * Plugin launchers run `plugin_main.ts` from sources instead of a plugin
+   * bundle (for working on the code: no install after each change).
+   * @default {false}
+   */
+  sources?: boolean;
 }
 
 /** Where this program runs from: a compiled binary, or `deno` running a checkout. */
@@ -45,20 +52,27 @@ function quote(text: string): string {
 
 /**
  * The launcher script for one entry point of this checkout. Plugin launchers
- * run `plugin_main.ts` without the project config: a plugin run needs no
- * import map, and the config's npm entry would make Deno read npm metadata.
+ * run without the project config (a plugin run needs no import map, and the
+ * config's npm entry would make Deno read npm metadata), normally a plugin
+ * bundle (`bundle`, see `_bundle.ts`) and else `plugin_main.ts` itself. The
+ * marker line names the entry point either way: it is how in-process
+ * delegation recognises this program.
  */
 export function launcherScript(
-  options: { deno: string; entry: string; denoDir: string; config?: string },
+  options: { deno: string; entry: string; denoDir: string; config?: string; bundle?: string },
 ): string {
   const config = options.config === undefined ? "--no-config" : `--config ${quote(options.config)}`;
+  const flags = options.bundle === undefined ? "" : ` --v8-flags=${BUNDLE_V8_FLAGS}`;
+  const target = options.bundle ?? options.entry;
   return [
     "#!/bin/bash",
     `${LAUNCHER_MARKER} ${options.entry}`,
-    "# Runs the cnibox checkout above as the program named by this file's path (argv[0]).",
-    `export DENO_DIR=${quote(options.denoDir)}`,
-    `exec -a "$0" ${quote(options.deno)} run -A --quiet --no-prompt ${config} ${
-      quote(options.entry)
+    options.bundle === undefined
+      ? "# Runs the cnibox checkout above as the program named by this file's path (argv[0])."
+      : "# Runs this plugin's bundle of the cnibox checkout above (re-run `cnibox install` after changing it).",
+    `export DENO_DIR=${quote(options.denoDir)} DENO_NO_UPDATE_CHECK=1`,
+    `exec -a "$0" ${quote(options.deno)} run -A${flags} --quiet --no-prompt ${config} ${
+      quote(target)
     } "$@"`,
     "",
   ].join("\n");
@@ -88,9 +102,19 @@ export async function installPlugins(dir: string, options: InstallOptions = {}):
   const scripts = new Map<string, string>();
   if (!compiled) {
     const common = { deno: Deno.execPath(), denoDir: await denoDir() };
-    scripts.set("plugin", launcherScript({ ...common, entry: entryPath("plugin_main.ts") }));
+    const bundles = options.sources ? undefined : await bundleDir(common);
+    for (const name of Object.keys(PLUGINS)) {
+      scripts.set(
+        name,
+        launcherScript({
+          ...common,
+          entry: entryPath("plugin_main.ts"),
+          bundle: bundles && `${bundles}/${name}.js`,
+        }),
+      );
+    }
     scripts.set(
-      "cli",
+      "cnibox",
       launcherScript({
         ...common,
         entry: entryPath("main.ts"),
@@ -107,9 +131,7 @@ export async function installPlugins(dir: string, options: InstallOptions = {}):
     if (compiled) {
       await Deno.symlink(Deno.execPath(), temp);
     } else {
-      await Deno.writeTextFile(temp, scripts.get(name === "cnibox" ? "cli" : "plugin")!, {
-        mode: 0o755,
-      });
+      await Deno.writeTextFile(temp, scripts.get(name)!, { mode: 0o755 });
       await Deno.chmod(temp, 0o755);
     }
     await Deno.rename(temp, path);
@@ -117,6 +139,23 @@ export async function installPlugins(dir: string, options: InstallOptions = {}):
   }
   if (!compiled) await warmCache();
   return written;
+}
+
+/**
+ * The plugin bundles for this checkout (built now if needed), or undefined
+ * when they cannot be built: the launchers then run the sources, which
+ * behave the same and only start slower, and the install says so.
+ */
+async function bundleDir(options: { deno: string; denoDir: string }): Promise<string | undefined> {
+  try {
+    return await ensureBundles(options);
+  } catch (error) {
+    console.error(
+      `cnibox install: plugin bundles could not be built, the launchers run the sources ` +
+        `(slower starts): ${(error as Error).message}`,
+    );
+    return undefined;
+  }
 }
 
 /** Transpiles both entry points' graphs into DENO_DIR now, so no runtime's first call pays for it. */
@@ -144,13 +183,19 @@ async function warmCache(): Promise<void> {
 
 /** `cnibox install [--force] <dir>`. */
 export async function run(args: string[]): Promise<number> {
-  const flags = parseArgs(args, { boolean: ["force", "help"], alias: { f: "force", h: "help" } });
+  const flags = parseArgs(args, {
+    boolean: ["force", "sources", "help"],
+    alias: { f: "force", h: "help" },
+  });
   const [dir] = flags._;
   if (flags.help || !dir) {
-    console.log("usage: cnibox install [--force] <dir>");
+    console.log("usage: cnibox install [--force] [--sources] <dir>");
     return flags.help ? 0 : 2;
   }
-  const written = await installPlugins(dir, { force: flags.force === true });
+  const written = await installPlugins(dir, {
+    force: flags.force === true,
+    sources: flags.sources === true,
+  });
   console.log(
     `installed ${written.length} programs into ${dir}: ${
       written.map((p) => p.slice(dir.length + 1)).join(", ")

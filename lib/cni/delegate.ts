@@ -25,10 +25,29 @@ export { findPlugin };
 export type InProcessLoader = (name: string) => Promise<Plugin | undefined>;
 
 let inProcessLoader: InProcessLoader | undefined;
+let programModule: string | undefined;
 
-/** Installs (or with `undefined` removes) the loader for in-process delegation; `main.ts` calls it. */
-export function setInProcessLoader(loader: InProcessLoader | undefined): void {
+/** Options for {@linkcode setInProcessLoader}. */
+export interface InProcessOptions {
+  /**
+   * The entry point launchers of this program name (their marker line). A
+   * plugin bundle runs from its own file but is still the checkout's
+   * `plugin_main.ts` as far as launchers are concerned.
+   * @default {the path of `Deno.mainModule`}
+   */
+  programModule?: string;
+}
+
+/**
+ * Installs (or with `undefined` removes) the loader for in-process delegation;
+ * `plugin_main.ts` and the plugin bundles call it.
+ */
+export function setInProcessLoader(
+  loader: InProcessLoader | undefined,
+  options: InProcessOptions = {},
+): void {
   inProcessLoader = loader;
+  programModule = options.programModule;
 }
 
 /** The part of {@linkcode CmdArgs} a delegation needs. */
@@ -47,7 +66,10 @@ export const LAUNCHER_MARKER = "# cnibox-launcher:";
 export interface ThisProgramOptions {
   /** @default {Deno.execPath()} */
   execPath?: string;
-  /** Path of the running `main.ts`. @default {the path of `Deno.mainModule`} */
+  /**
+   * Path of the running entry point.
+   * @default {the `programModule` given to {@linkcode setInProcessLoader}, else the path of `Deno.mainModule`}
+   */
   mainModule?: string;
 }
 
@@ -68,7 +90,7 @@ export function isThisProgram(path: string, options: ThisProgramOptions = {}): b
   const target = realPath(path);
   if (target === undefined) return false;
   if (target === realPath(options.execPath ?? Deno.execPath())) return true;
-  let mainModule = options.mainModule;
+  let mainModule = options.mainModule ?? programModule;
   if (mainModule === undefined) {
     const url = new URL(Deno.mainModule);
     if (url.protocol !== "file:") return false;

@@ -1,0 +1,144 @@
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertNotEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import { PLUGINS } from "../applets.ts";
+import { ROOT, sh } from "../lib/testing/netns.ts";
+import { createWorld, netConf } from "../plugins/_bridge_testing.ts";
+import { bundleEntrySource, bundleFingerprint, bundleSources, CHECKOUT_ROOT } from "./_bundle.ts";
+import { installPlugins } from "./install.ts";
+
+Deno.test("bundleEntrySource() links the plugin and the skeleton, and IPAM only where delegated", () => {
+  const loopback = bundleEntrySource("loopback", "/co/");
+  assertStringIncludes(loopback, `from "file:///co/lib/cni/skel.ts"`);
+  assertStringIncludes(loopback, `from "file:///co/plugins/loopback.ts"`);
+  assert(!loopback.includes("delegate.ts"), "loopback delegates nothing");
+  assert(loopback.trimEnd().endsWith("Deno.exit(await runPlugin(plugin, denoIo()));"));
+
+  const bridge = bundleEntrySource("bridge", "/co/");
+  assertStringIncludes(bridge, `from "file:///co/lib/cni/delegate.ts"`);
+  assertStringIncludes(
+    bridge,
+    `case "host-local": return (await import("file:///co/plugins/host_local.ts")).plugin;`,
+  );
+  // Launchers name plugin_main.ts; in-process delegation must compare against that, not the bundle.
+  assertStringIncludes(bridge, `{ programModule: "/co/plugin_main.ts" }`);
+  assertThrows(() => bundleEntrySource("dhcp", "/co/"), Error, `Cannot bundle "dhcp"`);
+});
+
+Deno.test("bundleFingerprint() follows plugin sources and ignores tests", async () => {
+  const root = `${await Deno.makeTempDir({ prefix: "cnibox-bundle-fp-" })}/`;
+  try {
+    for (const dir of ["lib/cni", "plugins", "commands"]) {
+      await Deno.mkdir(`${root}${dir}`, { recursive: true });
+    }
+    const files: Record<string, string> = {
+      "applets.ts": "a",
+      "plugin_main.ts": "m",
+      "deno.json": "{}",
+      "commands/_bundle.ts": "b",
+      "lib/cni/skel.ts": "s",
+      "lib/cni/skel_test.ts": "t",
+      "plugins/loopback.ts": "l",
+    };
+    for (const [file, text] of Object.entries(files)) {
+      await Deno.writeTextFile(`${root}${file}`, text);
+    }
+    assertEquals(bundleSources(root), [
+      "applets.ts",
+      "commands/_bundle.ts",
+      "deno.json",
+      "lib/cni/skel.ts",
+      "plugin_main.ts",
+      "plugins/loopback.ts",
+    ]);
+    const before = await bundleFingerprint(root);
+    assertMatch(before, /^[0-9a-f]{24}$/);
+    await Deno.writeTextFile(`${root}lib/cni/skel_test.ts`, "changed");
+    assertEquals(await bundleFingerprint(root), before, "a test file changed the fingerprint");
+    await Deno.writeTextFile(`${root}plugins/loopback.ts`, "changed");
+    assertNotEquals(await bundleFingerprint(root), before, "a plugin source did not");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("install points plugin launchers at this checkout's bundles, or at the sources when asked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cnibox-bundle-install-" });
+  try {
+    await installPlugins(dir, { force: true });
+    const bundles = `${CHECKOUT_ROOT}dist/bundles/${await bundleFingerprint(CHECKOUT_ROOT)}`;
+    for (const name of Object.keys(PLUGINS)) {
+      const launcher = await Deno.readTextFile(`${dir}/${name}`);
+      assertStringIncludes(launcher, `# cnibox-launcher: ${CHECKOUT_ROOT}plugin_main.ts`);
+      assertStringIncludes(launcher, `--v8-flags=--no-lazy`);
+      assertStringIncludes(launcher, `'${bundles}/${name}.js'`);
+      const version = await sh(`${dir}/${name}`, [], {
+        env: { CNI_COMMAND: "VERSION", PATH: "/usr/bin:/bin" },
+        clearEnv: true,
+      });
+      assertEquals(version.code, 0, version.stderr);
+      assertEquals(JSON.parse(version.stdout).cniVersion, "1.1.0");
+    }
+    await installPlugins(dir, { force: true, sources: true });
+    const launcher = await Deno.readTextFile(`${dir}/bridge`);
+    assertStringIncludes(launcher, `'${CHECKOUT_ROOT}plugin_main.ts' "$@"`);
+    assert(!launcher.includes("--v8-flags"), launcher);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The scratch journal the test runner chose, so plugin runs do not write the real one. */
+function scratchEnv(): Record<string, string> {
+  const journal = Deno.env.get("CNIBOX_JOURNAL");
+  return journal === undefined ? {} : { CNIBOX_JOURNAL: journal };
+}
+
+Deno.test({
+  name:
+    "a bundled bridge runs this program's host-local in-process (its launcher is never executed)",
+  ignore: !ROOT,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "cnibox-bundle-ipam-" });
+    await using world = await createWorld(1);
+    try {
+      await installPlugins(dir, { force: true });
+      // Same marker line, but executing this launcher would fail the ADD.
+      const launcher = await Deno.readTextFile(`${dir}/host-local`);
+      const marker = launcher.split("\n").find((line) => line.startsWith("# cnibox-launcher:"));
+      await Deno.writeTextFile(`${dir}/host-local`, `#!/bin/bash\n${marker}\nexit 97\n`);
+      const conf = netConf(world, {
+        type: "bridge",
+        bridge: "cbx0",
+        isGateway: true,
+        ipam: { type: "host-local", subnet: "10.77.0.0/24" },
+      });
+      const call = async (command: string, stdin: unknown) =>
+        await sh("ip", ["netns", "exec", world.host.name, `${dir}/bridge`], {
+          stdin: JSON.stringify(stdin),
+          env: {
+            PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+            CNI_COMMAND: command,
+            CNI_CONTAINERID: "bundle1",
+            CNI_NETNS: world.containers[0].path,
+            CNI_IFNAME: "eth0",
+            CNI_PATH: dir,
+            ...scratchEnv(),
+          },
+          clearEnv: true,
+        });
+      const add = await call("ADD", conf);
+      assertEquals(add.code, 0, add.stdout + add.stderr);
+      assertMatch(JSON.parse(add.stdout).ips[0].address, /^\d+\.\d+\.\d+\.\d+\/\d+$/);
+      const del = await call("DEL", { ...conf, prevResult: JSON.parse(add.stdout) });
+      assertEquals(del.code, 0, del.stdout + del.stderr);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
