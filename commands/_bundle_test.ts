@@ -74,6 +74,7 @@ Deno.test("install points plugin launchers at this checkout's bundles, or at the
     const bundles = `${CHECKOUT_ROOT}dist/bundles/${await bundleFingerprint(CHECKOUT_ROOT)}`;
     for (const name of Object.keys(PLUGINS)) {
       const launcher = await Deno.readTextFile(`${dir}/${name}`);
+      assert(launcher.startsWith("#!/bin/sh\n"), launcher);
       assertStringIncludes(launcher, `# cnibox-launcher: ${CHECKOUT_ROOT}plugin_main.ts`);
       assertStringIncludes(launcher, `--v8-flags=--no-lazy`);
       assertStringIncludes(launcher, `'${bundles}/${name}.js'`);
@@ -86,6 +87,9 @@ Deno.test("install points plugin launchers at this checkout's bundles, or at the
     }
     await installPlugins(dir, { force: true, sources: true });
     const launcher = await Deno.readTextFile(`${dir}/bridge`);
+    // Source launchers dispatch on argv[0], which only bash's `exec -a` passes on.
+    assert(launcher.startsWith("#!/bin/bash\n"), launcher);
+    assertStringIncludes(launcher, `exec -a "$0"`);
     assertStringIncludes(launcher, `'${CHECKOUT_ROOT}plugin_main.ts' "$@"`);
     assert(!launcher.includes("--v8-flags"), launcher);
   } finally {

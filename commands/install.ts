@@ -62,17 +62,30 @@ export function launcherScript(
   options: { deno: string; entry: string; denoDir: string; config?: string; bundle?: string },
 ): string {
   const config = options.config === undefined ? "--no-config" : `--config ${quote(options.config)}`;
-  const flags = options.bundle === undefined ? "" : ` --v8-flags=${BUNDLE_V8_FLAGS}`;
-  const target = options.bundle ?? options.entry;
+  const exports = `export DENO_DIR=${quote(options.denoDir)} DENO_NO_UPDATE_CHECK=1`;
+  if (options.bundle !== undefined) {
+    // A bundle is one plugin, so argv[0] is not needed and plain sh (about 2 ms
+    // faster to start than bash) can exec it.
+    return [
+      "#!/bin/sh",
+      `${LAUNCHER_MARKER} ${options.entry}`,
+      "# Runs this plugin's bundle of the cnibox checkout above (re-run `cnibox install` after changing it).",
+      exports,
+      `exec ${
+        quote(options.deno)
+      } run -A --v8-flags=${BUNDLE_V8_FLAGS} --quiet --no-prompt ${config} ${
+        quote(options.bundle)
+      } "$@"`,
+      "",
+    ].join("\n");
+  }
   return [
     "#!/bin/bash",
     `${LAUNCHER_MARKER} ${options.entry}`,
-    options.bundle === undefined
-      ? "# Runs the cnibox checkout above as the program named by this file's path (argv[0])."
-      : "# Runs this plugin's bundle of the cnibox checkout above (re-run `cnibox install` after changing it).",
-    `export DENO_DIR=${quote(options.denoDir)} DENO_NO_UPDATE_CHECK=1`,
-    `exec -a "$0" ${quote(options.deno)} run -A${flags} --quiet --no-prompt ${config} ${
-      quote(target)
+    "# Runs the cnibox checkout above as the program named by this file's path (argv[0]).",
+    exports,
+    `exec -a "$0" ${quote(options.deno)} run -A --quiet --no-prompt ${config} ${
+      quote(options.entry)
     } "$@"`,
     "",
   ].join("\n");
