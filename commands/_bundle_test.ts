@@ -9,7 +9,13 @@ import {
 import { PLUGINS } from "../applets.ts";
 import { ROOT, sh } from "../lib/testing/netns.ts";
 import { createWorld, netConf } from "../plugins/_bridge_testing.ts";
-import { bundleEntrySource, bundleFingerprint, bundleSources, CHECKOUT_ROOT } from "./_bundle.ts";
+import {
+  bundleEntrySource,
+  bundleFingerprint,
+  bundleSources,
+  CHECKOUT_ROOT,
+  probeEntrySource,
+} from "./_bundle.ts";
 import { installPlugins } from "./install.ts";
 
 Deno.test("bundleEntrySource() links the plugin and the skeleton, and IPAM only where delegated", () => {
@@ -28,6 +34,19 @@ Deno.test("bundleEntrySource() links the plugin and the skeleton, and IPAM only 
   // Launchers name plugin_main.ts; in-process delegation must compare against that, not the bundle.
   assertStringIncludes(bridge, `{ programModule: "/co/plugin_main.ts" }`);
   assertThrows(() => bundleEntrySource("dhcp", "/co/"), Error, `Cannot bundle "dhcp"`);
+});
+
+Deno.test("probeEntrySource() answers probes from the version table and loads the run bundle otherwise", () => {
+  const firewall = probeEntrySource("firewall", "/co/");
+  assertStringIncludes(firewall, `from "file:///co/lib/cni/probe.ts"`);
+  assertStringIncludes(firewall, `probeOutput("firewall", ["0.4.0","1.0.0","1.1.0"], `);
+  // Computed, so `deno run` does not load the plugin for a probe.
+  assertStringIncludes(
+    firewall,
+    `await import(new URL("./firewall.run.js", import.meta.url).href);`,
+  );
+  assert(!firewall.includes("plugins/"), "a probe bundle links no plugin");
+  assertThrows(() => probeEntrySource("dhcp", "/co/"), Error, `Cannot bundle "dhcp"`);
 });
 
 Deno.test("bundleFingerprint() follows plugin sources and ignores tests", async () => {
@@ -78,6 +97,7 @@ Deno.test("install points plugin launchers at this checkout's bundles, or at the
       assertStringIncludes(launcher, `# cnibox-launcher: ${CHECKOUT_ROOT}plugin_main.ts`);
       assertStringIncludes(launcher, `--v8-flags=--no-lazy`);
       assertStringIncludes(launcher, `'${bundles}/${name}.js'`);
+      assert((await Deno.stat(`${bundles}/${name}.run.js`)).isFile);
       const version = await sh(`${dir}/${name}`, [], {
         env: { CNI_COMMAND: "VERSION", PATH: "/usr/bin:/bin" },
         clearEnv: true,
