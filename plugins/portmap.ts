@@ -440,7 +440,15 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
               ...tx,
               execer: execer(),
               families: [...perFamily.keys()],
-              // Only CNI-HOSTPORT-DNAT is listed unless a shared rule is missing.
+              // Nothing is listed when the node is as expected: the container chain's `-N` and
+              // the shared rules' `-C` guards refuse the batch otherwise. Then only
+              // CNI-HOSTPORT-DNAT is listed, unless a shared rule is missing.
+              unlisted: {
+                // Its other containers' entries do not matter: only jumps to this chain are read.
+                chains: new Map(SCOPED_ADD_CHAINS.map((chain) => [chain, []])),
+                build: (plan, family) =>
+                  planHostportAddScoped(plan, perFamily.get(family)!, shared),
+              },
               scoped: {
                 chains: SCOPED_ADD_CHAINS,
                 build: (plan, family) =>

@@ -147,6 +147,9 @@ export async function setupIpMasq(
     ...options,
     execer,
     families,
+    // A new container has no chain yet, so nothing needs reading: the chain's `-N` fails the
+    // batch when it exists (a repeated ADD), and POSTROUTING is listed after all.
+    unlisted: { chains: new Map([["POSTROUTING", []]]), build },
     // POSTROUTING is all a masquerade ADD reads; the rest of the nat table grows with containers.
     scoped: { chains: ["POSTROUTING"], build },
   });

@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "@std/assert";
+import { assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { createNetns, ROOT, sh } from "../testing/netns.ts";
 import { type Execer, RecordingExecer } from "./exec.ts";
 import { parseSave, RestoreBatch } from "./iptables.ts";
@@ -84,30 +84,48 @@ Deno.test("nftMasqAdd() renders the reference's nftables fixture", () => {
   assertEquals(tx.render(), golden("ipmasq_add.nft"));
 });
 
-Deno.test("setupIpMasq() and teardownIpMasq() list only POSTROUTING and restore once per family", async () => {
-  const execer = new RecordingExecer((call) => ({
-    code: 0,
-    stdout: call.args.includes("-S") ? (call.cmd.startsWith("ip6") ? EMPTY : REFERENCE) : "",
-    stderr: "",
-  }));
+Deno.test("setupIpMasq() lists nothing for a new container: one restore per family, guarded by -N", async () => {
+  const execer = new RecordingExecer(() => ({ code: 0, stdout: "", stderr: "" }));
   await setupIpMasq("mynet", ["10.77.0.2/24", "fd77::2/64"], {
     containerId: "abc123",
     execer,
     lockPath: "",
   });
-  assertEquals(execer.calls.map((c) => c.cmd).sort(), [
-    "ip6tables",
-    "ip6tables-restore",
-    "iptables",
-    "iptables-restore",
-  ]);
+  assertEquals(execer.calls.map((c) => c.cmd).sort(), ["ip6tables-restore", "iptables-restore"]);
+  const v4 = execer.calls.find((c) => c.cmd === "iptables-restore")!.stdin!;
+  // `-N` (not a `:CHAIN` declaration, which would flush an existing chain) is what refuses
+  // the batch on a repeated ADD.
+  assertMatch(v4, /^\*nat\n-N CNI-[0-9a-f]{24}\n-A CNI-/);
+  assertMatch(v4, /\n-A POSTROUTING -s 10\.77\.0\.2\/32 .*-j CNI-[0-9a-f]{24}\nCOMMIT\n$/);
+});
+
+Deno.test("setupIpMasq() lists only POSTROUTING when the container's chain exists, and teardownIpMasq() restores once per family", async () => {
+  const execer = new RecordingExecer((call) => {
+    if (call.args.includes("-S")) {
+      return { code: 0, stdout: call.cmd.startsWith("ip6") ? EMPTY : REFERENCE, stderr: "" };
+    }
+    // A repeated ADD: the chain exists, so the unlisted batch's -N is refused.
+    if (/\n-N CNI-/.test(call.stdin ?? "")) {
+      return {
+        code: 1,
+        stdout: "",
+        stderr: "iptables-restore: line 2 failed: Chain already exists.\n",
+      };
+    }
+    return { code: 0, stdout: "", stderr: "" };
+  });
+  await setupIpMasq("mynet", ["10.77.0.2/24", "fd77::2/64"], {
+    containerId: "abc123",
+    execer,
+    lockPath: "",
+  });
   // Only POSTROUTING is listed: the container's own chain is rewritten whole (the same rules),
   // the jump that is already there is left alone.
   assertEquals(execer.calls.filter((c) => c.args.includes("-S")).map((c) => c.args.at(-1)), [
     "POSTROUTING",
     "POSTROUTING",
   ]);
-  const v4 = execer.calls.find((c) => c.cmd === "iptables-restore")!.stdin!;
+  const v4 = execer.calls.filter((c) => c.cmd === "iptables-restore").at(-1)!.stdin!;
   assertEquals(v4.includes("-A POSTROUTING"), false);
   assertEquals(v4.startsWith("*nat\n:CNI-"), true);
   const del = new RecordingExecer((call) => ({

@@ -79,22 +79,31 @@ export class TablePlan {
   readonly #table: SaveTable["table"];
   /** When the snapshot lists only some chains: those. Undefined: the whole table. */
   readonly #listed: ReadonlySet<string> | undefined;
+  /** The snapshot is assumed, not listed (see the constructor). */
+  readonly #assumed: boolean;
 
   /**
    * @param options.listed The chains the snapshot lists, when it is not the
    * whole table: reading any other chain's rules is then a programming
    * error, and owned chains outside it are handled without knowing whether
    * they exist.
+   * @param options.assumed The snapshot is what the caller expects rather
+   * than a listing (its chains are the only ones the plan may read): an
+   * owned chain it does not hold is taken to be absent and is created with
+   * `-N`, which refuses the whole batch if it exists after all. Shared rules
+   * the plan relies on must be guarded with `-C` by the caller.
    */
   constructor(
     snapshot: SaveTable,
     batch: RestoreBatch,
-    options: { listed?: readonly string[] } = {},
+    options: { listed?: readonly string[]; assumed?: boolean } = {},
   ) {
     this.#table = snapshot.table;
     this.#chains = new Map([...snapshot.chains].map(([name, rules]) => [name, [...rules]]));
     this.#batch = batch;
-    this.#listed = options.listed ? new Set(options.listed) : undefined;
+    this.#assumed = options.assumed ?? false;
+    const listed = options.listed ?? (this.#assumed ? [...snapshot.chains.keys()] : undefined);
+    this.#listed = listed ? new Set(listed) : undefined;
   }
 
   #requireListed(chain: string): void {
@@ -221,7 +230,8 @@ export class TablePlan {
     // Not listed: unknown, so rewritten (declaring creates or flushes it).
     const have = this.#listed && !this.#listed.has(chain) ? undefined : this.#chains.get(chain);
     if (have && have.length === wanted.length && have.every((r, i) => r === wanted[i])) return;
-    this.#batch.declareChain(this.#table, chain);
+    if (this.#assumed && !this.#chains.has(chain)) this.#batch.createChain(this.#table, chain);
+    else this.#batch.declareChain(this.#table, chain);
     for (const rule of rules) this.#batch.append(this.#table, chain, rule);
     this.#chains.set(chain, wanted);
   }

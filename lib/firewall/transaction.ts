@@ -106,6 +106,18 @@ export interface TransactOptions extends LockOptions {
     chains: readonly string[];
     build: (plan: TablePlan, family: Family) => void;
   };
+  /**
+   * The cheapest first try, with no listing at all: `build` plans against
+   * `chains` as the caller expects them (an assumed {@linkcode TablePlan}:
+   * owned chains it creates are `-N`, shared rules it relies on are `-C`
+   * guards), so the batch itself fails when the node is not as expected
+   * (a repeated ADD, a node's first ADD, an operator's edit). Then the
+   * scoped and whole-table tries follow.
+   */
+  unlisted?: {
+    chains: ReadonlyMap<string, readonly string[]>;
+    build: (plan: TablePlan, family: Family) => void;
+  };
 }
 
 /** What {@linkcode transact} did for one family. */
@@ -152,6 +164,18 @@ export async function transact(
     }
   };
   const one = async (family: Family): Promise<FamilyOutcome> => {
+    if (options.unlisted) {
+      const batch = new RestoreBatch();
+      const assumed = new Map(
+        [...options.unlisted.chains].map(([name, rules]) => [name, [...rules]]),
+      );
+      options.unlisted.build(
+        new TablePlan({ table, chains: assumed }, batch, { assumed: true }),
+        family,
+      );
+      const outcome = await apply(batch, family);
+      if (!(outcome instanceof IptablesError)) return outcome;
+    }
     if (options.scoped) {
       const { chains, build: buildScoped } = options.scoped;
       const batch = new RestoreBatch();
