@@ -1,6 +1,12 @@
 /**
- * The one FFI boundary of the project: libc (`libc.so.6`), each function
- * bound lazily on first use, with thin typed wrappers that turn `-1` into {@linkcode OsError}.
+ * The one FFI boundary of the project: libc (`libc.so.6`), with thin typed
+ * wrappers that turn `-1` into {@linkcode OsError}.
+ *
+ * System calls go through libc's generic `syscall()`, bound once, rather
+ * than through one bound symbol per function: Deno compiles a call stub for
+ * every bound symbol (0.15-0.8 ms each, more with more parameters), which a
+ * plugin run paid for every function it used (3-6 ms for a netlink handle).
+ * `syscall()` returns -1 and sets errno exactly like the named wrappers.
  *
  * Every symbol is `nonblocking: false` on purpose: `setns` switches only the
  * calling thread and errno is thread-local, so every call must run on the JS
@@ -13,51 +19,56 @@
  */
 import { errnoDescription, errnoName } from "./errno.ts";
 
+/** System call numbers: x86_64's own table, and the generic one arm64 uses. */
+const SYSCALL_NUMBERS = {
+  x86_64: {
+    read: 0,
+    write: 1,
+    close: 3,
+    fstat: 5,
+    ioctl: 16,
+    socket: 41,
+    sendto: 44,
+    recvfrom: 45,
+    bind: 49,
+    getsockname: 51,
+    setsockopt: 54,
+    fstatfs: 138,
+    gettid: 186,
+    openat: 257,
+    setns: 308,
+  },
+  aarch64: {
+    read: 63,
+    write: 64,
+    close: 57,
+    fstat: 80,
+    ioctl: 29,
+    socket: 198,
+    sendto: 206,
+    recvfrom: 207,
+    bind: 200,
+    getsockname: 204,
+    setsockopt: 208,
+    fstatfs: 44,
+    gettid: 178,
+    openat: 56,
+    setns: 268,
+  },
+} as const;
+
+type SyscallName = keyof typeof SYSCALL_NUMBERS.x86_64;
+
+/** `openat(2)`'s "relative to the working directory". */
+const AT_FDCWD = -100;
+
 const SYMBOLS = {
-  // int socket(int domain, int type, int protocol)
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32", nonblocking: false },
-  // int bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen)
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32", nonblocking: false },
-  // int getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen)
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32", nonblocking: false },
-  // int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen)
-  setsockopt: {
-    parameters: ["i32", "i32", "i32", "buffer", "u32"],
-    result: "i32",
+  // long syscall(long number, ...): six register arguments, integers or addresses.
+  syscall: {
+    parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"],
+    result: "i64",
     nonblocking: false,
   },
-  // ssize_t sendto(int sockfd, const void *buf, size_t len, int flags,
-  //                const struct sockaddr *dest_addr, socklen_t addrlen)
-  sendto: {
-    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
-    result: "isize",
-    nonblocking: false,
-  },
-  // ssize_t recvfrom(int sockfd, void *buf, size_t len, int flags,
-  //                  struct sockaddr *src_addr, socklen_t *addrlen)
-  recvfrom: {
-    parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
-    result: "isize",
-    nonblocking: false,
-  },
-  // int close(int fd)
-  close: { parameters: ["i32"], result: "i32", nonblocking: false },
-  // int open(const char *pathname, int flags, mode_t mode)
-  open: { parameters: ["buffer", "i32", "u32"], result: "i32", nonblocking: false },
-  // ssize_t read(int fd, void *buf, size_t count)
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: false },
-  // ssize_t write(int fd, const void *buf, size_t count)
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: false },
-  // int setns(int fd, int nstype)
-  setns: { parameters: ["i32", "i32"], result: "i32", nonblocking: false },
-  // int fstat(int fd, struct stat *statbuf)
-  fstat: { parameters: ["i32", "buffer"], result: "i32", nonblocking: false },
-  // int fstatfs(int fd, struct statfs *buf)
-  fstatfs: { parameters: ["i32", "buffer"], result: "i32", nonblocking: false },
-  // int ioctl(int fd, unsigned long request, ...) -- only used without variadic arguments
-  ioctl: { parameters: ["i32", "u64"], result: "i32", nonblocking: false },
-  // pid_t gettid(void)
-  gettid: { parameters: [], result: "i32", nonblocking: false },
   // int *__errno_location(void)
   __errno_location: { parameters: [], result: "pointer", nonblocking: false },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -67,11 +78,7 @@ type SymbolName = keyof typeof SYMBOLS;
 
 const loaded: Partial<Libc> = {};
 
-/**
- * One libc function, bound on first use. Binding costs about 0.2 ms per
- * symbol (Deno compiles a call stub for each), so a plugin run binds only
- * the functions it calls: loopback needs about half of them, firewall none.
- */
+/** One libc function, bound on first use (errno is only needed after a failure). */
 function fn<K extends SymbolName>(name: K): Libc[K] {
   let bound = loaded[name] as Libc[K] | undefined;
   if (bound === undefined) {
@@ -85,6 +92,31 @@ function fn<K extends SymbolName>(name: K): Libc[K] {
     loaded[name] = bound;
   }
   return bound;
+}
+
+function syscallNumber(name: SyscallName): number {
+  const table = SYSCALL_NUMBERS[Deno.build.arch as keyof typeof SYSCALL_NUMBERS];
+  if (table === undefined) throw new Error(`Cannot make system calls on ${Deno.build.arch}`);
+  return table[name];
+}
+
+/** An argument of a system call: an integer, or a buffer passed by address (null: NULL). */
+type SyscallArg = number | bigint | ArrayBufferView | null;
+
+function address(arg: SyscallArg): bigint {
+  if (arg === null) return 0n;
+  if (typeof arg === "number" || typeof arg === "bigint") return BigInt(arg);
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(arg)));
+}
+
+/**
+ * `syscall(2)`: returns the kernel's result, or -1 with errno set. Buffers
+ * are passed by address; the caller holds them for the whole (synchronous) call.
+ */
+function sys(name: SyscallName, ...args: SyscallArg[]): number {
+  const a = args.map(address);
+  while (a.length < 6) a.push(0n);
+  return Number(fn("syscall")(BigInt(syscallNumber(name)), a[0], a[1], a[2], a[3], a[4], a[5]));
 }
 
 /** Reads the calling thread's errno. Call it right after the failing libc call. */
@@ -146,20 +178,20 @@ const EINTR = 4;
 
 /** `socket(2)`; returns the new fd. `protocol` defaults to 0. */
 export function socket(domain: number, options: { type: number; protocol?: number }): number {
-  const fd = fn("socket")(domain, options.type, options.protocol ?? 0);
+  const fd = sys("socket", domain, options.type, options.protocol ?? 0);
   if (fd === -1) throw new OsError(errno(), "socket");
   return fd;
 }
 
 /** `bind(2)` with a raw sockaddr. */
 export function bind(fd: number, address: Uint8Array): void {
-  if (fn("bind")(fd, address, address.length) === -1) throw new OsError(errno(), "bind");
+  if (sys("bind", fd, address, address.length) === -1) throw new OsError(errno(), "bind");
 }
 
 /** `getsockname(2)` into `address`; returns the sockaddr length the kernel reported. */
 export function getsockname(fd: number, address: Uint8Array): number {
   const length = new Uint32Array([address.length]);
-  if (fn("getsockname")(fd, address, length) === -1) {
+  if (sys("getsockname", fd, address, length) === -1) {
     throw new OsError(errno(), "getsockname");
   }
   return length[0];
@@ -171,7 +203,7 @@ export function setsockopt(
   option: { level: number; name: number; value: Uint8Array },
 ): void {
   const { level, name, value } = option;
-  if (fn("setsockopt")(fd, level, name, value, value.length) === -1) {
+  if (sys("setsockopt", fd, level, name, value, value.length) === -1) {
     throw new OsError(errno(), "setsockopt", `(level ${level}, option ${name})`);
   }
 }
@@ -184,15 +216,16 @@ export function sendto(
 ): number {
   const address = options.address ?? null;
   for (;;) {
-    const n = fn("sendto")(
+    const n = sys(
+      "sendto",
       fd,
       data,
-      BigInt(data.length),
+      data.length,
       options.flags ?? 0,
       address,
       address?.length ?? 0,
     );
-    if (Number(n) !== -1) return Number(n);
+    if (n !== -1) return n;
     const code = errno();
     if (code !== EINTR) throw new OsError(code, "sendto");
   }
@@ -211,15 +244,16 @@ export function recvfrom(
   const address = options.address ?? null;
   const length = new Uint32Array([address?.length ?? 0]);
   for (;;) {
-    const n = fn("recvfrom")(
+    const n = sys(
+      "recvfrom",
       fd,
       buffer,
-      BigInt(buffer.length),
+      buffer.length,
       options.flags ?? 0,
       address,
       address === null ? null : length,
     );
-    if (Number(n) !== -1) return Number(n);
+    if (n !== -1) return n;
     const code = errno();
     if (code !== EINTR) throw new OsError(code, "recvfrom");
   }
@@ -227,7 +261,7 @@ export function recvfrom(
 
 /** `close(2)`. EINTR is not retried (Linux closes the fd anyway). */
 export function close(fd: number): void {
-  if (fn("close")(fd) === -1) {
+  if (sys("close", fd) === -1) {
     const code = errno();
     if (code !== EINTR) throw new OsError(code, "close");
   }
@@ -238,7 +272,7 @@ export function open(path: string, options: { flags?: number; mode?: number } = 
   const flags = options.flags ?? (O_RDONLY | O_CLOEXEC);
   const name = cstr(path);
   for (;;) {
-    const fd = fn("open")(name, flags, options.mode ?? 0);
+    const fd = sys("openat", AT_FDCWD, name, flags, options.mode ?? 0);
     if (fd !== -1) return fd;
     const code = errno();
     if (code !== EINTR) throw new OsError(code, "open", JSON.stringify(path));
@@ -248,7 +282,7 @@ export function open(path: string, options: { flags?: number; mode?: number } = 
 /** `read(2)` into `buffer`; returns the byte count (0 at end of file). Retries on EINTR. */
 export function read(fd: number, buffer: Uint8Array): number {
   for (;;) {
-    const n = Number(fn("read")(fd, buffer, BigInt(buffer.length)));
+    const n = sys("read", fd, buffer, buffer.length);
     if (n !== -1) return n;
     const code = errno();
     if (code !== EINTR) throw new OsError(code, "read");
@@ -258,7 +292,7 @@ export function read(fd: number, buffer: Uint8Array): number {
 /** `write(2)`; returns the byte count written. Retries on EINTR. */
 export function write(fd: number, data: Uint8Array): number {
   for (;;) {
-    const n = Number(fn("write")(fd, data, BigInt(data.length)));
+    const n = sys("write", fd, data, data.length);
     if (n !== -1) return n;
     const code = errno();
     if (code !== EINTR) throw new OsError(code, "write");
@@ -267,14 +301,14 @@ export function write(fd: number, data: Uint8Array): number {
 
 /** `setns(2)` on the calling thread. */
 export function setns(fd: number, nstype: number): void {
-  if (fn("setns")(fd, nstype) === -1) throw new OsError(errno(), "setns");
+  if (sys("setns", fd, nstype) === -1) throw new OsError(errno(), "setns");
 }
 
 /** `fstatfs(2)`; returns `f_type`, the filesystem magic number. */
 export function fstatfsType(fd: number): number {
   // struct statfs is 120 bytes on x86_64; f_type (__fsword_t, 8 bytes) comes first.
   const buffer = new Uint8Array(128);
-  if (fn("fstatfs")(fd, buffer) === -1) throw new OsError(errno(), "fstatfs");
+  if (sys("fstatfs", fd, buffer) === -1) throw new OsError(errno(), "fstatfs");
   return Number(new DataView(buffer.buffer).getBigInt64(0, true));
 }
 
@@ -282,19 +316,19 @@ export function fstatfsType(fd: number): number {
 export function fstatIdentity(fd: number): { dev: bigint; ino: bigint } {
   // struct stat on x86_64: st_dev (u64) at 0, st_ino (u64) at 8; 144 bytes in all.
   const buffer = new Uint8Array(144);
-  if (fn("fstat")(fd, buffer) === -1) throw new OsError(errno(), "fstat");
+  if (sys("fstat", fd, buffer) === -1) throw new OsError(errno(), "fstat");
   const view = new DataView(buffer.buffer);
   return { dev: view.getBigUint64(0, true), ino: view.getBigUint64(8, true) };
 }
 
 /** `ioctl(2)` with no argument; returns the non-negative result. */
 export function ioctl(fd: number, request: number): number {
-  const result = fn("ioctl")(fd, BigInt(request));
+  const result = sys("ioctl", fd, request);
   if (result === -1) throw new OsError(errno(), "ioctl", `0x${request.toString(16)}`);
   return result;
 }
 
 /** `gettid(2)`: the calling thread's id (the JS thread, since no symbol is nonblocking). */
 export function gettid(): number {
-  return fn("gettid")();
+  return sys("gettid");
 }
