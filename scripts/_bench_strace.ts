@@ -117,7 +117,10 @@ export function formatCounts(counts: Record<string, number>): string {
 
 /** What one plugin run opened, from `strace -f -ttt -e trace=openat,execve`. */
 export interface OpenTrace {
-  /** Distinct `.ts` sources read (Deno reads the whole reachable module graph). */
+  /**
+   * Distinct `.ts` sources read (Deno reads the whole reachable module graph);
+   * a plugin bundle counts as a source and as an evaluated module.
+   */
   sources: number;
   /** Distinct transpiled modules loaded from DENO_DIR's `gen/` (the modules evaluated). */
   evaluated: number;
@@ -159,7 +162,16 @@ export function parseOpenTrace(text: string): OpenTrace {
     const path = m[1];
     const pkg = path.match(/\/npm\/[^/]+\/((?:@[^/]+\/)?[^/]+)\//)?.[1];
     if (pkg) (path.endsWith("/registry.json") ? npmMetadata : npm).add(pkg);
-    else if (path.includes("/gen/") && path.endsWith(".js")) {
+    else if (/\/dist\/bundles\/[^/]+\/[^/]+\.js$/.test(path)) {
+      // A plugin bundle (what installed launchers run): read and evaluated as it is.
+      sources.add(path);
+      evaluated.add(path);
+      if (mine) {
+        firstSource ??= t;
+        firstGen ??= t;
+        lastGen = t;
+      }
+    } else if (path.includes("/gen/") && path.endsWith(".js")) {
       evaluated.add(path);
       if (mine) {
         firstGen ??= t;

@@ -74,3 +74,17 @@ Deno.test("parseOpenTrace() tells sources read from modules evaluated and npm co
   assertEquals(withCode.npm, ["hono"]);
   assertEquals(withCode.phases, undefined);
 });
+
+Deno.test("parseOpenTrace() counts a plugin bundle as a source read and a module evaluated", () => {
+  const dir = "/work/main/dist/bundles/0123456789abcdef01234567";
+  const trace = parseOpenTrace([
+    `7 1.000 execve("/opt/deno", ["/opt/cni/bin/loopback"], 0x1 /* 3 vars */) = 0`,
+    `7 1.020 openat(AT_FDCWD, "${dir}/loopback.js", O_RDONLY|O_CLOEXEC) = 9`,
+    `7 1.024 openat(AT_FDCWD, "${dir}/loopback.run.js", O_RDONLY|O_CLOEXEC) = 9`,
+    `7 1.040 +++ exited with 0 +++`,
+    "",
+  ].join("\n"));
+  assertEquals(trace.sources, 2);
+  assertEquals(trace.evaluated, 2);
+  assertEquals(trace.phases, { start: 20, readGraph: 0, loadModules: 4, rest: 16 });
+});
