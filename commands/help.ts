@@ -12,7 +12,10 @@ Run under a plugin's name (a symlink or launcher named bridge, portmap, ...) it 
 plugin. Run as anything else it is this command-line interface:
 
   cnibox version                    program and CNI versions, bundled plugins
-  cnibox install [--force] <dir>    put runnable plugins (and cnibox) into <dir>, e.g. Nomad's cni_path
+  cnibox install [--force] [--sources] <dir>
+                                    put runnable plugins (and cnibox) into <dir>, e.g. Nomad's cni_path
+                                    (from a checkout: launchers over per-plugin bundles, or with
+                                    --sources over the sources)
   cnibox exec <verb> <network> [<netns>]
                                     run a network's plugin chain like cnitool (verbs add, check,
                                     del, gc, status; env NETCONFPATH, CNI_PATH, CNI_IFNAME,

@@ -4,9 +4,10 @@
  * `firewall`, `portmap` and `cnibox` runnable from `<dir>`.
  *
  * From a compiled binary each name is a symlink to it. From a checkout each
- * name is a small launcher that starts this checkout's `main.ts` with the
- * launcher's own path as argv[0], which is the same dispatch path a symlink
- * to a compiled binary takes.
+ * plugin name is a small launcher over that plugin's bundle (see
+ * `_bundle.ts`), and `cnibox` one over `main.ts`. With `--sources` the
+ * plugin launchers start `plugin_main.ts` with their own path as argv[0],
+ * which is the same dispatch path a symlink to a compiled binary takes.
  *
  * @module
  */
@@ -194,7 +195,7 @@ async function warmCache(): Promise<void> {
   }
 }
 
-/** `cnibox install [--force] <dir>`. */
+/** `cnibox install [--force] [--sources] <dir>`. */
 export async function run(args: string[]): Promise<number> {
   const flags = parseArgs(args, {
     boolean: ["force", "sources", "help"],
