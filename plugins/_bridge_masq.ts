@@ -23,6 +23,8 @@ export interface MasqOptions {
   execer: Execer;
   /** iptables lock file. @default {lib/firewall's default} */
   lockPath?: string;
+  /** Teardown: the attachment's addresses (`ip/len`) as far as known (see `teardownIpMasq`). */
+  addresses?: readonly string[];
 }
 
 /**
@@ -66,6 +68,7 @@ export async function teardownMasq(
     teardownIpMasq(owner.network, {
       containerId: owner.containerId,
       families,
+      addresses: options.addresses,
       execer: options.execer,
       lockPath: options.lockPath,
     }),

@@ -158,11 +158,16 @@ async function addMasq(ctx: Context, result: Result): Promise<void> {
   });
 }
 
-async function removeMasq(ctx: Context, families: readonly IpFamily[]): Promise<void> {
+async function removeMasq(
+  ctx: Context,
+  families: readonly IpFamily[],
+  addresses: readonly string[] = [],
+): Promise<void> {
   const { teardownMasq } = await import("./_bridge_masq.ts");
   await teardownMasq(masqOwner(ctx), families.length > 0 ? families : [4, 6], {
     execer: ctx.execer,
     lockPath: ctx.options.lockPath,
+    addresses,
   });
 }
 
@@ -267,13 +272,21 @@ async function finishInterfaces(
   hostIface.mac = port.mac;
 }
 
-/** IPAM DEL, masquerade and spoof-check teardown: what outlives the veth. */
-async function releaseAttachment(ctx: Context, families: readonly IpFamily[]): Promise<void> {
+/**
+ * IPAM DEL, masquerade and spoof-check teardown: what outlives the veth.
+ * `addresses` (`ip/len`, as far as known) let the masquerade teardown skip
+ * its listing.
+ */
+async function releaseAttachment(
+  ctx: Context,
+  families: readonly IpFamily[],
+  addresses: readonly string[] = [],
+): Promise<void> {
   const { conf, args } = ctx;
   // Independent steps, run together; the first error (IPAM's before masquerading's) is reported.
   const [ipam, masq] = await Promise.allSettled([
     isLayer3(conf) ? delegateDel(conf.ipamType, args) : undefined,
-    masquerades(conf) ? removeMasq(ctx, families) : undefined,
+    masquerades(conf) ? removeMasq(ctx, families, addresses) : undefined,
     // The reference only logs spoof-check teardown errors.
     conf.macspoofchk ? removeSpoofCheck(ctx).catch(() => {}) : undefined,
   ]);
@@ -508,7 +521,7 @@ async function cmdDel(args: CmdArgs, options: BridgeOptions): Promise<void> {
       // An unreadable prevResult must not block DEL.
     }
   }
-  await releaseAttachment(ctx, familiesOf(addresses));
+  await releaseAttachment(ctx, familiesOf(addresses), addresses);
 }
 
 async function cmdCheck(args: CmdArgs, options: BridgeOptions): Promise<void> {

@@ -32,7 +32,13 @@ import {
   planForwardAdd,
   planForwardDel,
 } from "../lib/firewall/forward.ts";
-import { type Family, readTable, RestoreBatch, tokenizeRule } from "../lib/firewall/iptables.ts";
+import {
+  type Family,
+  readTable,
+  renderRule,
+  RestoreBatch,
+  tokenizeRule,
+} from "../lib/firewall/iptables.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
 import {
   DEFAULT_RECORD_ROOT,
@@ -222,9 +228,22 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
         addresses.set(family, list);
       }
       if (addresses.size > 0) {
-        await transact("filter", (plan, family) => {
+        const build = (plan: TablePlan, family: Family) =>
           planForwardDel(plan, addresses.get(family)!);
-        }, { ...tx, execer: execer(), families: [...addresses.keys()].sort() });
+        await transact("filter", build, {
+          ...tx,
+          execer: execer(),
+          families: [...addresses.keys()].sort(),
+          // The rules are known: deleting them needs no listing, unless one is gone
+          // (then `-D` refuses the batch and the table is listed after all).
+          unlisted: {
+            assume: (family) => {
+              const rules = addresses.get(family)!.flatMap(containerRules).map(renderRule);
+              return new Map([[FORWARD_CHAIN, [...new Set(rules)]]]);
+            },
+            build,
+          },
+        });
       }
       removeRecord(dir, args.containerId, args.ifName);
     },

@@ -76,13 +76,15 @@ function cmdArgs(command: Command, config: Record<string, unknown>): CmdArgs {
 function fakeDeps(
   listings: Partial<Record<string, string>> = {},
   firewalld = false,
+  restoreExit: () => number = () => 0,
 ): FirewallDeps & { execer: RecordingExecer } {
   const execer = new RecordingExecer((call: ExecCall) => {
     const family: Family = call.cmd.startsWith("ip6") ? 6 : 4;
     if (call.args.includes("-S")) {
       return { code: 0, stdout: listings[`${family} ${call.args[3]}`] ?? EMPTY_FILTER, stderr: "" };
     }
-    return { code: 0, stdout: "", stderr: "" };
+    const code = call.cmd.endsWith("-restore") ? restoreExit() : 0;
+    return { code, stdout: "", stderr: code === 0 ? "" : "iptables-restore: line 3 failed\n" };
   });
   const recordRoot = Deno.makeTempDirSync({ prefix: "cbx-fw-records-" });
   return { execer, lockPath: "", firewalld: () => firewalld, recordRoot };
@@ -165,9 +167,32 @@ Deno.test("firewall DEL removes the address rules it finds and starts nothing wi
   await firewallFuncs(deps).del(cmdArgs("DEL", conf()));
   assertEquals(deps.execer.calls, []);
   await firewallFuncs(deps).del(cmdArgs("DEL", conf({ prevResult: prevResult(["10.99.0.8/24"]) })));
+  // The rules to delete are known, so nothing is listed: one restore.
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables-restore"]);
   assertEquals(
-    deps.execer.calls[1].stdin,
+    deps.execer.calls[0].stdin,
     "*filter\n-D CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-D CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT\nCOMMIT\n",
+  );
+});
+
+Deno.test("firewall DEL lists the table when a rule it would delete is gone, and deletes what is left", async () => {
+  // The first restore (no listing) is refused, as iptables refuses -D of a missing rule.
+  const listing = REFERENCE_FILTER.replace(
+    /^-A CNI-FORWARD -s 10\.99\.0\.8\/32 -j ACCEPT\n/m,
+    "",
+  );
+  assert(listing !== REFERENCE_FILTER, "the fixture holds the rule this test removes");
+  let restores = 0;
+  const deps = fakeDeps({ "4 filter": listing }, false, () => ++restores === 1 ? 1 : 0);
+  await firewallFuncs(deps).del(cmdArgs("DEL", conf({ prevResult: prevResult(["10.99.0.8/24"]) })));
+  assertEquals(deps.execer.calls.map((c) => c.cmd), [
+    "iptables-restore",
+    "iptables",
+    "iptables-restore",
+  ]);
+  assertEquals(
+    deps.execer.calls[2].stdin,
+    "*filter\n-D CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n",
   );
 });
 

@@ -445,7 +445,7 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
               // CNI-HOSTPORT-DNAT is listed, unless a shared rule is missing.
               unlisted: {
                 // Its other containers' entries do not matter: only jumps to this chain are read.
-                chains: new Map(SCOPED_ADD_CHAINS.map((chain) => [chain, []])),
+                assume: () => new Map(SCOPED_ADD_CHAINS.map((chain) => [chain, []])),
                 build: (plan, family) =>
                   planHostportAddScoped(plan, perFamily.get(family)!, shared),
               },

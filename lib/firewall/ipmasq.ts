@@ -14,7 +14,7 @@
 import { cidrOf, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
 import { formatChainName, nftInstanceHash, nftNetworkHash } from "./chain_name.ts";
 import { defaultExecer, type Execer } from "./exec.ts";
-import { commentOwners, type Family, type Rule, tokenizeRule } from "./iptables.ts";
+import { commentOwners, type Family, renderRule, type Rule, tokenizeRule } from "./iptables.ts";
 import { applyNft, listNftTable, NftTransaction } from "./nft.ts";
 import type { TablePlan } from "./plan.ts";
 import { transact, type TransactOptions } from "./transaction.ts";
@@ -115,6 +115,14 @@ export interface IpMasqOptions extends Partial<Omit<TransactOptions, "families">
   backend?: "iptables" | "nftables";
   /** iptables teardown: the families to clean. @default {[4, 6]} */
   families?: readonly Family[];
+  /**
+   * iptables teardown: the container's addresses (`ip/len`) as far as known.
+   * A family with known addresses first tries deleting exactly their jumps and
+   * the chain without listing anything; `-X` refuses that batch if any other
+   * jump still leads to the chain, and POSTROUTING is listed after all.
+   * @default {[]}
+   */
+  addresses?: readonly string[];
 }
 
 /**
@@ -149,7 +157,7 @@ export async function setupIpMasq(
     families,
     // A new container has no chain yet, so nothing needs reading: the chain's `-N` fails the
     // batch when it exists (a repeated ADD), and POSTROUTING is listed after all.
-    unlisted: { chains: new Map([["POSTROUTING", []]]), build },
+    unlisted: { assume: () => new Map([["POSTROUTING", []]]), build },
     // POSTROUTING is all a masquerade ADD reads; the rest of the nat table grows with containers.
     scoped: { chains: ["POSTROUTING"], build },
   });
@@ -171,13 +179,29 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
     return;
   }
   const chain = await ipMasqChainName(network, options.containerId);
-  await transact("nat", (plan) => {
-    planIpMasqDel(plan, chain);
-  }, {
+  const comment = ipMasqComment(network, options.containerId);
+  const known = (options.addresses ?? []).flatMap((text) => {
+    try {
+      return [parseMasqAddress(text)];
+    } catch {
+      return []; // an unreadable address only costs the listing
+    }
+  });
+  const build = (plan: TablePlan) => void planIpMasqDel(plan, chain);
+  await transact("nat", build, {
     ...options,
     execer,
     families: options.families ?? [4, 6],
-    scoped: { chains: ["POSTROUTING"], build: (plan) => void planIpMasqDel(plan, chain) },
+    unlisted: {
+      assume: (family) => {
+        const own = known.filter((a) => a.addr.family === family);
+        if (own.length === 0) return undefined;
+        const jumps = own.map((a) => renderRule(ipMasqRules(a, { chain, comment }).postrouting));
+        return new Map([["POSTROUTING", [...new Set(jumps)]], [chain, []]]);
+      },
+      build,
+    },
+    scoped: { chains: ["POSTROUTING"], build },
   });
 }
 

@@ -164,3 +164,22 @@ Deno.test({
     }
   },
 });
+
+Deno.test("teardownIpMasq() with the container's addresses deletes their jumps and the chain without listing", async () => {
+  const execer = new RecordingExecer(() => ({ code: 0, stdout: "", stderr: "" }));
+  await teardownIpMasq("mynet", {
+    containerId: "abc123",
+    families: [4],
+    // The interface's address and prevResult's: the same jump is deleted once.
+    addresses: ["10.77.0.2/24", "10.77.0.2/24"],
+    execer,
+    lockPath: "",
+  });
+  assertEquals(execer.calls.map((c) => c.cmd), ["iptables-restore"]);
+  const chain = await ipMasqChainName("mynet", "abc123");
+  assertEquals(
+    execer.calls[0].stdin,
+    `*nat\n-D POSTROUTING -s 10.77.0.2/32 -m comment --comment "name: \\"mynet\\" id: \\"abc123\\"" -j ${chain}\n` +
+      `-F ${chain}\n-X ${chain}\nCOMMIT\n`,
+  );
+});

@@ -108,14 +108,15 @@ export interface TransactOptions extends LockOptions {
   };
   /**
    * The cheapest first try, with no listing at all: `build` plans against
-   * `chains` as the caller expects them (an assumed {@linkcode TablePlan}:
-   * owned chains it creates are `-N`, shared rules it relies on are `-C`
-   * guards), so the batch itself fails when the node is not as expected
-   * (a repeated ADD, a node's first ADD, an operator's edit). Then the
-   * scoped and whole-table tries follow.
+   * the chains `assume` returns for the family, as the caller expects them
+   * (an assumed {@linkcode TablePlan}: owned chains it creates are `-N`,
+   * shared rules it relies on are `-C` guards, rules it deletes must exist),
+   * so the batch itself fails when the node is not as expected (a repeated
+   * ADD, a node's first ADD, an operator's edit). Then the scoped and
+   * whole-table tries follow. `assume` returning undefined skips this try.
    */
   unlisted?: {
-    chains: ReadonlyMap<string, readonly string[]>;
+    assume: (family: Family) => ReadonlyMap<string, readonly string[]> | undefined;
     build: (plan: TablePlan, family: Family) => void;
   };
 }
@@ -164,15 +165,11 @@ export async function transact(
     }
   };
   const one = async (family: Family): Promise<FamilyOutcome> => {
-    if (options.unlisted) {
+    const assumed = options.unlisted?.assume(family);
+    if (options.unlisted && assumed) {
       const batch = new RestoreBatch();
-      const assumed = new Map(
-        [...options.unlisted.chains].map(([name, rules]) => [name, [...rules]]),
-      );
-      options.unlisted.build(
-        new TablePlan({ table, chains: assumed }, batch, { assumed: true }),
-        family,
-      );
+      const chains = new Map([...assumed].map(([name, rules]) => [name, [...rules]]));
+      options.unlisted.build(new TablePlan({ table, chains }, batch, { assumed: true }), family);
       const outcome = await apply(batch, family);
       if (!(outcome instanceof IptablesError)) return outcome;
     }
