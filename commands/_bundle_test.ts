@@ -3,6 +3,7 @@ import {
   assertEquals,
   assertMatch,
   assertNotEquals,
+  assertRejects,
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
@@ -14,6 +15,7 @@ import {
   bundleFingerprint,
   bundleSources,
   CHECKOUT_ROOT,
+  ensureBundles,
   probeEntrySource,
 } from "./_bundle.ts";
 import { installPlugins } from "./install.ts";
@@ -166,3 +168,59 @@ Deno.test({
     }
   },
 });
+
+/** A copy of what a plugin bundle is built from, as a throwaway checkout. */
+async function copyCheckout(): Promise<string> {
+  const root = `${await Deno.makeTempDir({ prefix: "cnibox-bundle-root-" })}/`;
+  for (const file of bundleSources(CHECKOUT_ROOT)) {
+    const target = `${root}${file}`;
+    await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true });
+    await Deno.copyFile(`${CHECKOUT_ROOT}${file}`, target);
+  }
+  // The @std adapters the sources import through deno.json's map.
+  await Deno.mkdir(`${root}lib/std`, { recursive: true });
+  for (const entry of Deno.readDirSync(`${CHECKOUT_ROOT}lib/std`)) {
+    await Deno.copyFile(`${CHECKOUT_ROOT}lib/std/${entry.name}`, `${root}lib/std/${entry.name}`);
+  }
+  return root;
+}
+
+Deno.test("ensureBundles(): concurrent installs all get the finished directory and leave no half-built one", async () => {
+  const root = await copyCheckout();
+  try {
+    const options = { deno: Deno.execPath(), denoDir: denoDirOf(), root };
+    const dirs = await Promise.all([ensureBundles(options), ensureBundles(options)]);
+    assertEquals(dirs[0], dirs[1]);
+    assertEquals(dirs[0], `${root}dist/bundles/${await bundleFingerprint(root)}`);
+    const files = [...Deno.readDirSync(dirs[0])].map((e) => e.name).sort();
+    assertEquals(
+      files,
+      [".complete", ...Object.keys(PLUGINS).flatMap((n) => [`${n}.js`, `${n}.run.js`])].sort(),
+    );
+    // No half-built directory is left beside it.
+    const left = [...Deno.readDirSync(`${root}dist/bundles`)].map((e) => e.name).sort();
+    assertEquals(left, [".lock", dirs[0].slice(dirs[0].lastIndexOf("/") + 1)]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("ensureBundles() reports a failed build and leaves nothing half-built", async () => {
+  const root = await copyCheckout();
+  try {
+    await Deno.writeTextFile(`${root}plugins/loopback.ts`, "export const plugin = ;\n");
+    const error = await assertRejects(
+      () => ensureBundles({ deno: Deno.execPath(), denoDir: denoDirOf(), root }),
+      Error,
+      "deno bundle failed",
+    );
+    assert(error instanceof Error);
+    assertEquals([...Deno.readDirSync(`${root}dist/bundles`)].map((e) => e.name), [".lock"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+function denoDirOf(): string {
+  return Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+}
