@@ -139,11 +139,12 @@ async function run(
   deno: string,
   args: string[],
   env: Record<string, string> = {},
-  options: { allowFailure?: boolean } = {},
+  options: { allowFailure?: boolean; clearEnv?: boolean } = {},
 ): Promise<void> {
   const out = await new Deno.Command(deno, {
     args,
     env,
+    clearEnv: options.clearEnv,
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -203,13 +204,24 @@ export async function ensureBundles(options: BundleOptions): Promise<string> {
   // Each bundle runs once from its final path, with the launchers' DENO_DIR and
   // flags, so the V8 code cache exists before a runtime's first call: VERSION
   // loads the probe bundle; an ADD without its environment loads the run
-  // bundle and fails at once (code 4), before it touches anything.
-  const warm = { DENO_DIR: options.denoDir, DENO_NO_UPDATE_CHECK: "1" };
+  // bundle and fails at once (code 4), before it touches anything. The
+  // environment is cleared (no CNI_* of the caller can reach these runs) and
+  // the run journal is off, so the failures appear nowhere.
+  const warm = {
+    PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+    DENO_DIR: options.denoDir,
+    DENO_NO_UPDATE_CHECK: "1",
+    CNIBOX_JOURNAL: "",
+  };
   for (const name of names) {
     const args = ["run", "-A", `--v8-flags=${BUNDLE_V8_FLAGS}`, "--quiet", "--no-config"];
-    await run(options.deno, [...args, `${dir}/${name}.js`], { ...warm, CNI_COMMAND: "VERSION" });
-    await run(options.deno, [...args, `${dir}/${name}.js`], { ...warm, CNI_COMMAND: "ADD" }, {
+    const file = `${dir}/${name}.js`;
+    await run(options.deno, [...args, file], { ...warm, CNI_COMMAND: "VERSION" }, {
+      clearEnv: true,
+    });
+    await run(options.deno, [...args, file], { ...warm, CNI_COMMAND: "ADD" }, {
       allowFailure: true,
+      clearEnv: true,
     });
   }
   await Deno.writeTextFile(`${dir}/.complete`, "");
