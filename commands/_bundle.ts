@@ -6,7 +6,7 @@
  * its module graph on each start (26-55 modules read, hashed against the
  * cache and instantiated one by one). One file per plugin, run with
  * `--v8-flags=--no-lazy` so Deno's V8 code cache holds every function, cut a
- * loopback ADD from 53 to 37 ms and Nomad's chain ADD by a quarter
+ * loopback ADD from 53 to 37 ms and Nomad's chain ADD by about 30 %
  * (docs/bench.md). A bundle links the plugin, the CNI skeleton and, for a
  * plugin that delegates IPAM, this program's IPAM plugins for in-process
  * delegation: the same code paths as `plugin_main.ts`, resolved at build time.
