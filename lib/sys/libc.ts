@@ -7,6 +7,8 @@
  * every bound symbol (0.15-0.8 ms each, more with more parameters), which a
  * plugin run paid for every function it used (3-6 ms for a netlink handle).
  * `syscall()` returns -1 and sets errno exactly like the named wrappers.
+ * Only `posix_spawn` and its file actions are bound by name (a child
+ * process cannot be made from JS with system calls alone).
  *
  * Every symbol is `nonblocking: false` on purpose: `setns` switches only the
  * calling thread and errno is thread-local, so every call must run on the JS
@@ -37,6 +39,10 @@ const SYSCALL_NUMBERS = {
     gettid: 186,
     openat: 257,
     setns: 308,
+    pipe2: 293,
+    fcntl: 72,
+    ppoll: 271,
+    wait4: 61,
   },
   aarch64: {
     read: 63,
@@ -54,6 +60,10 @@ const SYSCALL_NUMBERS = {
     gettid: 178,
     openat: 56,
     setns: 268,
+    pipe2: 59,
+    fcntl: 25,
+    ppoll: 73,
+    wait4: 260,
   },
 } as const;
 
@@ -71,6 +81,24 @@ const SYMBOLS = {
   },
   // int *__errno_location(void)
   __errno_location: { parameters: [], result: "pointer", nonblocking: false },
+  // int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+  //                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+  // What system calls cannot replace: the child must not run JS between fork and exec.
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: false,
+  },
+  // int posix_spawn_file_actions_init(posix_spawn_file_actions_t *actions)
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32", nonblocking: false },
+  // int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *actions, int fd, int newfd)
+  posix_spawn_file_actions_adddup2: {
+    parameters: ["buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: false,
+  },
+  // int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *actions)
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32", nonblocking: false },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -331,4 +359,150 @@ export function ioctl(fd: number, request: number): number {
 /** `gettid(2)`: the calling thread's id (the JS thread, since no symbol is nonblocking). */
 export function gettid(): number {
   return sys("gettid");
+}
+
+/** `O_NONBLOCK` (x86_64 and arm64) */
+export const O_NONBLOCK = 0x800;
+/** `poll(2)` events: readable, writable, error, hang-up. */
+export const POLLIN = 0x1;
+/** `POLLOUT` */
+export const POLLOUT = 0x4;
+/** `POLLERR` */
+export const POLLERR = 0x8;
+/** `POLLHUP` */
+export const POLLHUP = 0x10;
+
+const F_DUPFD_CLOEXEC = 1030;
+const F_GETFL = 3;
+const F_SETFL = 4;
+
+/** `pipe2(2)` with `O_CLOEXEC`; returns `[read end, write end]`. */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  if (sys("pipe2", fds, O_CLOEXEC) === -1) throw new OsError(errno(), "pipe2");
+  return [fds[0], fds[1]];
+}
+
+/** `fcntl(fd, F_DUPFD_CLOEXEC, lowest)`: a close-on-exec copy of `fd` numbered `lowest` or above. */
+export function dupCloexec(fd: number, lowest = 3): number {
+  const copy = sys("fcntl", fd, F_DUPFD_CLOEXEC, lowest);
+  if (copy === -1) throw new OsError(errno(), "fcntl", `F_DUPFD_CLOEXEC of fd ${fd}`);
+  return copy;
+}
+
+/** Sets `O_NONBLOCK` on `fd`. */
+export function setNonblocking(fd: number): void {
+  const flags = sys("fcntl", fd, F_GETFL);
+  if (flags === -1 || sys("fcntl", fd, F_SETFL, flags | O_NONBLOCK) === -1) {
+    throw new OsError(errno(), "fcntl", `O_NONBLOCK on fd ${fd}`);
+  }
+}
+
+/** One entry of {@linkcode poll}: the fd, the events asked for, and (after the call) those that happened. */
+export interface PollEntry {
+  fd: number;
+  events: number;
+  revents: number;
+}
+
+/** `ppoll(2)` without timeout or signal mask: waits until an entry is ready, fills `revents`. */
+export function poll(entries: PollEntry[]): void {
+  // struct pollfd { int fd; short events; short revents; }
+  const buffer = new Uint8Array(entries.length * 8);
+  const view = new DataView(buffer.buffer);
+  entries.forEach((entry, i) => {
+    view.setInt32(i * 8, entry.fd, true);
+    view.setInt16(i * 8 + 4, entry.events, true);
+  });
+  for (;;) {
+    if (sys("ppoll", buffer, entries.length, null, null, 8) !== -1) break;
+    const code = errno();
+    if (code !== EINTR) throw new OsError(code, "ppoll");
+  }
+  entries.forEach((entry, i) => entry.revents = view.getInt16(i * 8 + 6, true));
+}
+
+/** `wait4(2)` for one child; returns its raw wait status. Retries on EINTR. */
+export function wait4(pid: number): number {
+  const status = new Int32Array(1);
+  for (;;) {
+    if (sys("wait4", pid, status, 0, null) !== -1) return status[0];
+    const code = errno();
+    if (code !== EINTR) throw new OsError(code, "wait4", `pid ${pid}`);
+  }
+}
+
+const SIGPIPE = 13;
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+
+/**
+ * glibc's `posix_spawnattr_t` (public layout in `<spawn.h>`: `short __flags`
+ * at 0, `sigset_t __sd` at 8, `sigset_t __ss` at 136; 336 bytes), filled by
+ * hand so no `posix_spawnattr_*` symbol has to be bound. The child gets an
+ * empty signal mask and SIGPIPE back at its default: Deno ignores SIGPIPE,
+ * and an ignored signal stays ignored across exec (Rust's `Command` resets it too).
+ */
+function spawnAttributes(): Uint8Array {
+  const attr = new Uint8Array(336);
+  new DataView(attr.buffer).setInt16(0, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK, true);
+  const bit = SIGPIPE - 1;
+  attr[8 + (bit >> 3)] |= 1 << (bit & 7);
+  return attr;
+}
+
+/**
+ * A NULL-terminated `char *[]` over `strings`, with the strings in the same
+ * buffer behind the pointers, so passing the buffer keeps them alive.
+ */
+function cstrArray(strings: readonly string[]): Uint8Array {
+  const encoded = strings.map(cstr);
+  const table = 8 * (encoded.length + 1);
+  const buffer = new Uint8Array(table + encoded.reduce((n, s) => n + s.length, 0));
+  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
+  const pointers = new DataView(buffer.buffer);
+  let offset = table;
+  encoded.forEach((s, i) => {
+    buffer.set(s, offset);
+    pointers.setBigUint64(i * 8, base + BigInt(offset), true);
+    offset += s.length;
+  });
+  return buffer;
+}
+
+/**
+ * `posix_spawn(3)` of `path` with `argv` (including argv[0]) and `env`;
+ * `stdio[i]` becomes the child's fd `i` (give fds above 2). The child also
+ * inherits every other fd without close-on-exec. Returns the child's pid.
+ * glibc reports a failed exec (ENOENT, EACCES...) as the result.
+ */
+export function posixSpawn(
+  path: string,
+  argv: readonly string[],
+  env: readonly string[],
+  stdio: readonly [number, number, number],
+): number {
+  // posix_spawn_file_actions_t: 80 bytes on LP64 glibc; init allocates, destroy frees.
+  const actions = new Uint8Array(80);
+  let result = fn("posix_spawn_file_actions_init")(actions);
+  if (result !== 0) throw new OsError(result, "posix_spawn_file_actions_init");
+  try {
+    for (const [slot, fd] of stdio.entries()) {
+      result = fn("posix_spawn_file_actions_adddup2")(actions, fd, slot);
+      if (result !== 0) throw new OsError(result, "posix_spawn_file_actions_adddup2");
+    }
+    const pid = new Int32Array(1);
+    result = fn("posix_spawn")(
+      pid,
+      cstr(path),
+      actions,
+      spawnAttributes(),
+      cstrArray(argv),
+      cstrArray(env),
+    );
+    if (result !== 0) throw new OsError(result, "posix_spawn", JSON.stringify(path));
+    return pid[0];
+  } finally {
+    fn("posix_spawn_file_actions_destroy")(actions);
+  }
 }

@@ -9,12 +9,12 @@
  * @module
  */
 import { denoIo, runPlugin } from "../../lib/cni/skel.ts";
-import { DenoExecer, RecordingExecer } from "../../lib/firewall/exec.ts";
+import { SpawnExecer, RecordingExecer } from "../../lib/firewall/exec.ts";
 import type { Plugin } from "../../lib/cni/types.ts";
 
 const name = Deno.args[0];
 const log = Deno.env.get("CBX_EXEC_LOG");
-const execer = log ? new RecordingExecer(new DenoExecer()) : undefined;
+const execer = log ? new RecordingExecer(new SpawnExecer()) : undefined;
 let plugin: Plugin;
 if (name === "firewall") {
   const { firewallFuncs, plugin: base } = await import("../../plugins/firewall.ts");

@@ -1,0 +1,200 @@
+/**
+ * Child processes without `Deno.Command`: `posix_spawn` with pipes, fed and
+ * drained with `ppoll`, reaped with `wait4`, all through `libc.ts`.
+ *
+ * Why: the first use of `Deno.Command` in a process costs 5-7 ms (Deno loads
+ * its process and streams support on demand), and every plugin run that
+ * starts iptables or nft paid it once; this path costs about 1 ms
+ * (docs/bench.md). The price is that {@linkcode ChildProcess.finish} blocks
+ * the JS thread until the child has closed its output, which a plugin run,
+ * doing one thing at a time, does not notice.
+ *
+ * @module
+ */
+import { Errno } from "./errno.ts";
+import {
+  close,
+  dupCloexec,
+  open,
+  OsError,
+  pipe,
+  poll,
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLOUT,
+  posixSpawn,
+  read,
+  setNonblocking,
+  wait4,
+  write,
+} from "./libc.ts";
+
+/** What a finished child produced. */
+export interface ProcessOutput {
+  /** Exit status; 128 + the signal number when a signal ended it (as a shell reports it). */
+  code: number;
+  /** The signal that ended the child, if one did. */
+  signal?: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+}
+
+/** Options for {@linkcode spawnChild}. */
+export interface SpawnOptions {
+  /** Bytes written to the child's stdin, which is closed afterwards. @default {undefined} (stdin is /dev/null) */
+  stdin?: Uint8Array;
+  /** The child's whole environment. @default {Deno.env.toObject()} */
+  env?: Record<string, string>;
+}
+
+/** A running child with piped stdout and stderr; call {@linkcode finish} once. */
+export class ChildProcess {
+  /** The child's process id. */
+  readonly pid: number;
+  #stdin: number | undefined;
+  #input: Uint8Array;
+  #stdout: number | undefined;
+  #stderr: number | undefined;
+
+  constructor(
+    pid: number,
+    fds: { stdin?: number; stdout: number; stderr: number },
+    input: Uint8Array,
+  ) {
+    this.pid = pid;
+    this.#stdin = fds.stdin;
+    this.#input = input;
+    this.#stdout = fds.stdout;
+    this.#stderr = fds.stderr;
+    // Start feeding now, so that a child started alongside others works while they are collected.
+    if (this.#stdin !== undefined) this.#feed();
+  }
+
+  /**
+   * Writes the rest of stdin, reads stdout and stderr to their end, then
+   * reaps the child. Blocks until the child has closed both outputs.
+   */
+  finish(): ProcessOutput {
+    const stdout: Uint8Array[] = [];
+    const stderr: Uint8Array[] = [];
+    const buffer = new Uint8Array(65536);
+    try {
+      while (
+        this.#stdin !== undefined || this.#stdout !== undefined || this.#stderr !== undefined
+      ) {
+        const entries = [
+          { fd: this.#stdin, events: POLLOUT, revents: 0 },
+          { fd: this.#stdout, events: POLLIN, revents: 0 },
+          { fd: this.#stderr, events: POLLIN, revents: 0 },
+        ].filter((entry): entry is { fd: number; events: number; revents: number } =>
+          entry.fd !== undefined
+        );
+        poll(entries);
+        for (const { fd, revents } of entries) {
+          if (revents === 0) continue;
+          if (fd === this.#stdin) this.#feed();
+          else if (revents & (POLLIN | POLLHUP | POLLERR)) {
+            const n = read(fd, buffer);
+            if (n > 0) (fd === this.#stdout ? stdout : stderr).push(buffer.slice(0, n));
+            else if (fd === this.#stdout) this.#stdout = closed(fd);
+            else this.#stderr = closed(fd);
+          }
+        }
+      }
+    } finally {
+      for (const fd of [this.#stdin, this.#stdout, this.#stderr]) if (fd !== undefined) close(fd);
+      this.#stdin = this.#stdout = this.#stderr = undefined;
+    }
+    const status = wait4(this.pid);
+    const signal = status & 0x7f;
+    return {
+      code: signal === 0 ? (status >> 8) & 0xff : 128 + signal,
+      ...(signal === 0 ? {} : { signal }),
+      stdout: concat(stdout),
+      stderr: concat(stderr),
+    };
+  }
+
+  /** Writes what the pipe takes; closes stdin when all is written or the child stopped reading. */
+  #feed(): void {
+    const fd = this.#stdin!;
+    try {
+      while (this.#input.length > 0) {
+        this.#input = this.#input.subarray(write(fd, this.#input));
+      }
+    } catch (error) {
+      if (error instanceof OsError && error.errno === Errno.EAGAIN) return;
+      // EPIPE: the child exited or closed stdin without reading it all; its status says why.
+      if (!(error instanceof OsError && error.errno === Errno.EPIPE)) throw error;
+    }
+    this.#stdin = closed(fd);
+  }
+}
+
+function closed(fd: number): undefined {
+  close(fd);
+  return undefined;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const all = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return all;
+}
+
+/** `fd` moved to 3 or above, so that it cannot collide with the stdio slots it is copied to. */
+function aboveStdio(fd: number): number {
+  if (fd > 2) return fd;
+  const moved = dupCloexec(fd, 3);
+  close(fd);
+  return moved;
+}
+
+/**
+ * Starts `path` with `args` (argv[0] is `path`), stdout and stderr piped
+ * back, stdin fed from `options.stdin` (as far as the pipe takes it now; the
+ * rest in {@linkcode ChildProcess.finish}). Throws {@linkcode OsError} when
+ * the program cannot be started (ENOENT, EACCES...).
+ */
+export function spawnChild(
+  path: string,
+  args: readonly string[],
+  options: SpawnOptions = {},
+): ChildProcess {
+  const env = Object.entries(options.env ?? Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  try {
+    let stdinWrite: number | undefined;
+    if (options.stdin === undefined) {
+      theirs.push(aboveStdio(open("/dev/null")));
+    } else {
+      const [r, w] = pipe().map(aboveStdio);
+      theirs.push(r);
+      ours.push(stdinWrite = w);
+    }
+    const [outRead, outWrite] = pipe().map(aboveStdio);
+    ours.push(outRead);
+    theirs.push(outWrite);
+    const [errRead, errWrite] = pipe().map(aboveStdio);
+    ours.push(errRead);
+    theirs.push(errWrite);
+    const pid = posixSpawn(path, [path, ...args], env, theirs as [number, number, number]);
+    if (stdinWrite !== undefined) setNonblocking(stdinWrite);
+    const child = new ChildProcess(
+      pid,
+      { stdin: stdinWrite, stdout: outRead, stderr: errRead },
+      options.stdin ?? new Uint8Array(),
+    );
+    ours.length = 0; // the child object owns them now
+    return child;
+  } finally {
+    for (const fd of [...theirs, ...ours]) close(fd);
+  }
+}
