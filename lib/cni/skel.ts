@@ -15,6 +15,7 @@ import { probeOutput } from "./probe.ts";
 import { versionAtLeast } from "./version.ts";
 import { goJsonEscape, goQuote, goQuoteList } from "./_go.ts";
 import { journalPath, recordRun } from "../status/journal.ts";
+import { settleChildren } from "../sys/spawn.ts";
 
 /** Everything a plugin run reads and writes. */
 export interface PluginIo {
@@ -223,6 +224,8 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
         ifname: io.env.CNI_IFNAME,
       }, io.env.CNIBOX_JOURNAL === undefined ? {} : { path: journalPath(io.env) });
     }
+    // Tools whose commit was announced may still be exiting: reap them, leave no orphans.
+    settleChildren();
   }
 }
 

@@ -371,6 +371,8 @@ export async function applyRestore(
   const input = batch.render();
   const out = await options.execer.run(cmd, ["--noflush", "-w", String(options.wait ?? 5)], {
     stdin: input,
+    // iptables-nft-restore commits each table's block as one batch at its COMMIT.
+    commits: input.match(/^COMMIT$/gm)?.length ?? 0,
   });
   if (out.code !== 0) {
     const stderr = out.stderr.trim();

@@ -151,7 +151,8 @@ export class NftTransaction {
  */
 export async function applyNft(tx: NftTransaction, options: { execer: Execer }): Promise<void> {
   if (tx.isEmpty) return;
-  const out = await options.execer.run("nft", ["-f", "-"], { stdin: tx.render() });
+  // nft commits the whole file as one batch.
+  const out = await options.execer.run("nft", ["-f", "-"], { stdin: tx.render(), commits: 1 });
   if (out.code !== 0) {
     const stderr = out.stderr.trim();
     throw new NftError(`nft -f failed: ${stderr || `exit ${out.code}`}`, {
@@ -190,6 +191,9 @@ export async function listNftTable(
   table: string,
   options: { execer: Execer },
 ): Promise<NftTableListing> {
+  if (options.execer.nftTableExists?.(family, table) === false) {
+    return { exists: false, chains: [], rules: [] };
+  }
   const out = await options.execer.run("nft", [
     "-j",
     "list",

@@ -68,6 +68,12 @@ export interface NetlinkSocketOptions {
    * @default {0}
    */
   receiveTimeoutMs?: number;
+  /**
+   * Multicast groups to join at bind (`nl_groups`, bit `n - 1` for group
+   * `n`), for sockets that listen to notifications.
+   * @default {0}
+   */
+  groups?: number;
 }
 
 /** One request: the message type, extra flags, and the payload after `nlmsghdr`. */
@@ -126,6 +132,7 @@ export class NetlinkSocket implements Disposable {
     try {
       const address = new Uint8Array(12); // struct sockaddr_nl, nl_pid 0: kernel assigns
       new DataView(address.buffer).setUint16(0, AF_NETLINK, LE);
+      new DataView(address.buffer).setUint32(8, options.groups ?? 0, LE);
       bind(fd, address);
       getsockname(fd, address);
       const portId = new DataView(address.buffer).getUint32(4, LE);
@@ -247,6 +254,24 @@ export class NetlinkSocket implements Disposable {
         if (header.flags & NLM_F_DUMP_INTR) interrupted = true;
         messages.push({ header, payload: message.payload.slice() });
       }
+    }
+  }
+
+  /**
+   * Receives the messages of one datagram from the kernel (blocking; poll
+   * `fd` first to wait for notifications). Copies the payloads.
+   */
+  receive(): NlMessage[] {
+    for (;;) {
+      const n = recvfrom(this.fd, this.#buffer, { address: this.#sender, flags: MSG_TRUNC });
+      if (n > this.#buffer.length) {
+        throw new RangeError(
+          `Cannot receive netlink message: ${n} bytes exceed the ${this.#buffer.length}-byte buffer`,
+        );
+      }
+      if (new DataView(this.#sender.buffer).getUint32(4, LE) !== 0) continue;
+      return decodeNlMessages(this.#buffer.subarray(0, n))
+        .map(({ header, payload }) => ({ header, payload: payload.slice() }));
     }
   }
 

@@ -19,8 +19,7 @@ import {
   OsError,
   pipe,
   poll,
-  POLLERR,
-  POLLHUP,
+  type PollEntry,
   POLLIN,
   POLLOUT,
   posixSpawn,
@@ -71,49 +70,79 @@ export class ChildProcess {
     if (this.#stdin !== undefined) this.#feed();
   }
 
+  #stdoutChunks: Uint8Array[] = [];
+  #stderrChunks: Uint8Array[] = [];
+
+  /**
+   * Feeds and drains the child while also waiting for `other` to become
+   * readable; each time it is, `other.ready()` decides whether to stop.
+   * Returns true when it did, false when the child closed its outputs first
+   * (it has exited, or is about to). Call {@linkcode finish} afterwards either way.
+   */
+  serviceUntil(other: { fd: number; ready: () => boolean }): boolean {
+    try {
+      return this.#service(other);
+    } catch (error) {
+      this.#closeAll();
+      throw error;
+    }
+  }
+
   /**
    * Writes the rest of stdin, reads stdout and stderr to their end, then
    * reaps the child. Blocks until the child has closed both outputs.
    */
   finish(): ProcessOutput {
-    const stdout: Uint8Array[] = [];
-    const stderr: Uint8Array[] = [];
-    const buffer = new Uint8Array(65536);
     try {
-      while (
-        this.#stdin !== undefined || this.#stdout !== undefined || this.#stderr !== undefined
-      ) {
-        const entries = [
-          { fd: this.#stdin, events: POLLOUT, revents: 0 },
-          { fd: this.#stdout, events: POLLIN, revents: 0 },
-          { fd: this.#stderr, events: POLLIN, revents: 0 },
-        ].filter((entry): entry is { fd: number; events: number; revents: number } =>
-          entry.fd !== undefined
-        );
-        poll(entries);
-        for (const { fd, revents } of entries) {
-          if (revents === 0) continue;
-          if (fd === this.#stdin) this.#feed();
-          else if (revents & (POLLIN | POLLHUP | POLLERR)) {
-            const n = read(fd, buffer);
-            if (n > 0) (fd === this.#stdout ? stdout : stderr).push(buffer.slice(0, n));
-            else if (fd === this.#stdout) this.#stdout = closed(fd);
-            else this.#stderr = closed(fd);
-          }
-        }
-      }
+      this.#service();
     } finally {
-      for (const fd of [this.#stdin, this.#stdout, this.#stderr]) if (fd !== undefined) close(fd);
-      this.#stdin = this.#stdout = this.#stderr = undefined;
+      this.#closeAll();
     }
     const status = wait4(this.pid);
     const signal = status & 0x7f;
     return {
       code: signal === 0 ? (status >> 8) & 0xff : 128 + signal,
       ...(signal === 0 ? {} : { signal }),
-      stdout: concat(stdout),
-      stderr: concat(stderr),
+      stdout: concat(this.#stdoutChunks),
+      stderr: concat(this.#stderrChunks),
     };
+  }
+
+  /** Polls until the outputs are closed (false) or `other.ready()` says so (true). */
+  #service(other?: { fd: number; ready: () => boolean }): boolean {
+    const buffer = new Uint8Array(65536);
+    while (this.#stdout !== undefined || this.#stderr !== undefined) {
+      const entries = [
+        { fd: this.#stdin, events: POLLOUT, revents: 0 },
+        { fd: this.#stdout, events: POLLIN, revents: 0 },
+        { fd: this.#stderr, events: POLLIN, revents: 0 },
+        { fd: other?.fd, events: POLLIN, revents: 0 },
+      ].filter((entry): entry is PollEntry => entry.fd !== undefined);
+      poll(entries);
+      for (const { fd, revents } of entries) {
+        if (revents === 0) continue;
+        if (fd === other?.fd) {
+          if (other.ready()) return true;
+        } else if (fd === this.#stdin) {
+          this.#feed();
+        } else {
+          const n = read(fd, buffer);
+          if (n > 0) {
+            (fd === this.#stdout ? this.#stdoutChunks : this.#stderrChunks)
+              .push(buffer.slice(0, n));
+          } else if (fd === this.#stdout) this.#stdout = closed(fd);
+          else this.#stderr = closed(fd);
+        }
+      }
+    }
+    // Both outputs closed: the child is done with stdin too, read or not.
+    if (this.#stdin !== undefined) this.#stdin = closed(this.#stdin);
+    return false;
+  }
+
+  #closeAll(): void {
+    for (const fd of [this.#stdin, this.#stdout, this.#stderr]) if (fd !== undefined) close(fd);
+    this.#stdin = this.#stdout = this.#stderr = undefined;
   }
 
   /** Writes what the pipe takes; closes stdin when all is written or the child stopped reading. */
@@ -196,5 +225,27 @@ export function spawnChild(
     return child;
   } finally {
     for (const fd of [...theirs, ...ours]) close(fd);
+  }
+}
+
+const settling: { child: ChildProcess; onExit?: (output: ProcessOutput) => void }[] = [];
+
+/**
+ * Leaves the rest of `child` (its exit, usually) to {@linkcode settleChildren}:
+ * for a child whose work is known to be done while it is still exiting.
+ * `onExit` sees its output then.
+ */
+export function settleLater(child: ChildProcess, onExit?: (output: ProcessOutput) => void): void {
+  settling.push({ child, onExit });
+}
+
+/**
+ * Reaps every child left to {@linkcode settleLater}. A plugin run calls it
+ * before it exits, so it leaves neither orphans nor zombies behind.
+ */
+export function settleChildren(): void {
+  for (const { child, onExit } of settling.splice(0)) {
+    const output = child.finish();
+    onExit?.(output);
   }
 }

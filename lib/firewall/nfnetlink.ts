@@ -1,0 +1,109 @@
+/**
+ * What the firewall layer asks nf_tables directly, over nfnetlink, instead
+ * of starting a tool: whether a table exists, and when a process (an
+ * `iptables-restore` or `nft` we started) has committed its batches.
+ *
+ * nf_tables announces every commit to the `NFNLGRP_NFTABLES` multicast group
+ * as `NFT_MSG_NEWGEN`, with the committing process's pid.
+ *
+ * Why: an `iptables-restore` that deleted rules exits 12-16 ms after its
+ * commit, because closing its nfnetlink socket waits for nf_tables' deferred
+ * cleanup (measured: the commit is announced 1.6 ms after the spawn, the exit
+ * comes at 16 ms). Once the kernel has announced the commit, the rules are in
+ * place and the plugin can go on with its next step while the tool exits.
+ *
+ * @module
+ */
+import { decodeRawAttrs, encodeRawAttrs } from "../netlink/codec.ts";
+import { NETLINK_NETFILTER } from "../netlink/consts.ts";
+import { NetlinkError } from "../netlink/error.ts";
+import { NetlinkSocket } from "../netlink/socket.ts";
+import { Errno } from "../sys/errno.ts";
+
+// include/uapi/linux/netfilter/nfnetlink.h, nf_tables.h
+const NFNLGRP_NFTABLES = 7;
+const NFNL_SUBSYS_NFTABLES = 10;
+const NFT_MSG_GETTABLE = 1;
+const NFT_MSG_NEWGEN = 15;
+const NFTA_TABLE_NAME = 1;
+const NFTA_GEN_PROC_PID = 2;
+/** nft's family names and their `NFPROTO_*` numbers. */
+const NFPROTO: Record<string, number> = { inet: 1, ip: 2, arp: 3, netdev: 5, bridge: 7, ip6: 10 };
+
+/**
+ * Whether nftables table `family table` exists in the calling thread's
+ * network namespace: the question `nft list table` answers, without a
+ * process (one request; ENOENT means no).
+ */
+export function nftTableExists(family: string, table: string): boolean {
+  const proto = NFPROTO[family];
+  if (proto === undefined) throw new RangeError(`Unknown nftables family "${family}"`);
+  using socket = NetlinkSocket.open({ protocol: NETLINK_NETFILTER });
+  const name = new TextEncoder().encode(table + "\0");
+  try {
+    socket.request({
+      type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
+      payload: Uint8Array.of(
+        proto,
+        0,
+        0,
+        0,
+        ...encodeRawAttrs([{ type: NFTA_TABLE_NAME, data: name }]),
+      ),
+      op: `get nftables table ${family} ${table}`,
+    });
+    return true;
+  } catch (error) {
+    if (error instanceof NetlinkError && error.errno === Errno.ENOENT) return false;
+    throw error;
+  }
+}
+
+/** The pid a `NFT_MSG_NEWGEN` payload (nfgenmsg + attributes) names, if any. */
+export function newgenPid(payload: Uint8Array): number | undefined {
+  const pid = decodeRawAttrs(payload.subarray(4)).find((attr) =>
+    (attr.type & 0x3fff) === NFTA_GEN_PROC_PID
+  );
+  if (pid === undefined || pid.data.length !== 4) return undefined;
+  return new DataView(pid.data.buffer, pid.data.byteOffset, 4).getUint32(0); // big endian
+}
+
+/** A socket that hears of nf_tables commits in the calling thread's network namespace. */
+export class CommitWatch implements Disposable {
+  #socket: NetlinkSocket;
+
+  private constructor(socket: NetlinkSocket) {
+    this.#socket = socket;
+  }
+
+  /** Starts listening; commits before this call are not heard of. */
+  static open(): CommitWatch {
+    return new CommitWatch(
+      NetlinkSocket.open({ protocol: NETLINK_NETFILTER, groups: 1 << (NFNLGRP_NFTABLES - 1) }),
+    );
+  }
+
+  /** The fd to poll for readability. */
+  get fd(): number {
+    return this.#socket.fd;
+  }
+
+  /** Reads one datagram of notifications; returns how many commits by `pid` it announces. */
+  commitsBy(pid: number): number {
+    let count = 0;
+    for (const { header, payload } of this.#socket.receive()) {
+      if (header.type !== ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN)) continue;
+      if (newgenPid(payload) === pid) count++;
+    }
+    return count;
+  }
+
+  /** Stops listening. */
+  close(): void {
+    this.#socket.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,73 @@
+import { assertEquals } from "@std/assert";
+import { encodeRawAttrs } from "../netlink/codec.ts";
+import { createNetns, mustSh, ROOT } from "../testing/netns.ts";
+import { newgenPid } from "./nfnetlink.ts";
+
+const NFNETLINK = new URL("./nfnetlink.ts", import.meta.url).href;
+const EXEC = new URL("./exec.ts", import.meta.url).href;
+const SPAWN = new URL("../sys/spawn.ts", import.meta.url).href;
+
+const u32be = (n: number) => new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+
+Deno.test("newgenPid() reads NFTA_GEN_PROC_PID (big endian) from a NEWGEN payload", () => {
+  const attrs = encodeRawAttrs([
+    { type: 1, data: u32be(77) }, // NFTA_GEN_ID
+    { type: 2, data: u32be(70000) }, // NFTA_GEN_PROC_PID
+    { type: 3, data: new TextEncoder().encode("iptables-restor\0") },
+  ]);
+  assertEquals(newgenPid(Uint8Array.of(0, 0, 0, 0, ...attrs)), 70000);
+  assertEquals(
+    newgenPid(Uint8Array.of(0, 0, 0, 0, ...encodeRawAttrs([{ type: 1, data: u32be(77) }]))),
+    undefined,
+  );
+});
+
+Deno.test({
+  name: "nftTableExists() answers as nft list table would (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using ns = await createNetns("cbx-nfnl");
+    const inNs = (cmd: string, args: string[]) =>
+      mustSh("ip", ["netns", "exec", ns.name, cmd, ...args]);
+    const script = `import { nftTableExists } from "${NFNETLINK}";
+      console.log(["inet", "ip"].map((f) => nftTableExists(f, "cbx_probe")).join(" "));`;
+    assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "false false");
+    await inNs("nft", ["add", "table", "inet", "cbx_probe"]);
+    assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "true false");
+  },
+});
+
+Deno.test({
+  name:
+    "SpawnExecer returns at the announced commit of a deleting restore and settles it later (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using ns = await createNetns("cbx-nfnl");
+    const inNs = (cmd: string, args: string[]) =>
+      mustSh("ip", ["netns", "exec", ns.name, cmd, ...args]);
+    await inNs("iptables", ["-N", "CBX-T1"]);
+    await inNs("iptables", ["-A", "CBX-T1", "-j", "ACCEPT"]);
+    // Children not yet reaped (zombies included) are listed in .../children.
+    const script = `import { SpawnExecer } from "${EXEC}";
+      import { settleChildren } from "${SPAWN}";
+      const children = () => [...Deno.readDirSync("/proc/self/task")]
+        .flatMap((t) => Deno.readTextFileSync("/proc/self/task/" + t.name + "/children").trim().split(" "))
+        .filter(Boolean).length;
+      const execer = new SpawnExecer();
+      const del = await execer.run("iptables-restore", ["--noflush"], {
+        stdin: "*filter\\n-F CBX-T1\\n-X CBX-T1\\nCOMMIT\\n", commits: 1 });
+      const gone = (await execer.run("iptables", ["-S", "CBX-T1"])).code !== 0;
+      const pending = children();
+      settleChildren();
+      const bad = await execer.run("iptables-restore", ["--noflush"], {
+        stdin: "*filter\\n-X CBX-NONE\\nCOMMIT\\n", commits: 1 });
+      console.log(JSON.stringify([del.code, gone, pending, children(), bad.code, bad.stderr.trim()]));`;
+    const [code, gone, pending, after, badCode, badStderr] = JSON.parse(
+      await inNs(Deno.execPath(), ["eval", script]),
+    );
+    assertEquals([code, gone, pending, after], [0, true, 1, 0]);
+    // No commit announced: the exit and its message decide, as without the watch.
+    assertEquals(badCode, 1);
+    assertEquals(badStderr, "iptables-restore: line 2 failed: No chain/target/match by that name.");
+  },
+});
