@@ -486,8 +486,16 @@ async function cmdAdd(args: CmdArgs, options: BridgeOptions): Promise<Result> {
   return result;
 }
 
-/** Reads the container's addresses on `ifName` and deletes it; undefined when the netns is gone. */
-function deleteContainerLink(args: CmdArgs): string[] | undefined {
+/** The container's `ifName` as DEL finds it: its addresses, and the way to delete it. */
+interface ContainerLink extends Disposable {
+  /** `ip/len` of its global-scope addresses. */
+  readonly addresses: string[];
+  /** Deletes the link (nothing if there was none). */
+  delete(): void;
+}
+
+/** Opens the container's `ifName` for DEL; undefined when the netns is gone. */
+function openContainerLink(args: CmdArgs): ContainerLink | undefined {
   let netns: NetnsFd;
   try {
     netns = openNetnsFd(args.netns);
@@ -495,24 +503,44 @@ function deleteContainerLink(args: CmdArgs): string[] | undefined {
     if (error instanceof NetnsNotFoundError && error.reason === "missing") return undefined;
     throw error;
   }
-  using _netns = netns;
-  using container = openHandle({ netns });
-  const link = findLink(container, args.ifName);
-  if (link === undefined) return [];
-  const addresses = container.addrList({ link: link.index })
-    .filter((a) => a.scope === 0)
-    .map((a) => `${a.address}/${a.prefixLength}`);
+  let container: NetlinkHandle;
   try {
-    container.linkDel(link.index);
+    container = openHandle({ netns });
   } catch (error) {
-    throw new Error(`failed to delete "${args.ifName}": ${goErrorText(error)}`);
+    netns.close();
+    throw error;
   }
-  return addresses;
+  const close = () => {
+    container.close();
+    netns.close();
+  };
+  try {
+    const link = findLink(container, args.ifName);
+    const addresses = link === undefined ? [] : container.addrList({ link: link.index })
+      .filter((a) => a.scope === 0)
+      .map((a) => `${a.address}/${a.prefixLength}`);
+    return {
+      addresses,
+      delete() {
+        if (link === undefined) return;
+        try {
+          container.linkDel(link.index);
+        } catch (error) {
+          throw new Error(`failed to delete "${args.ifName}": ${goErrorText(error)}`);
+        }
+      },
+      [Symbol.dispose]: close,
+    };
+  } catch (error) {
+    close();
+    throw error;
+  }
 }
 
 async function cmdDel(args: CmdArgs, options: BridgeOptions): Promise<void> {
   const ctx = context(args, options);
-  const addresses = args.netns === "" ? [] : (deleteContainerLink(args) ?? []);
+  using link = args.netns === "" ? undefined : openContainerLink(args);
+  const addresses = [...(link?.addresses ?? [])];
   // Families of the masquerade rules to look at: the interface's and prevResult's addresses.
   if (masquerades(ctx.conf)) {
     try {
@@ -521,7 +549,11 @@ async function cmdDel(args: CmdArgs, options: BridgeOptions): Promise<void> {
       // An unreadable prevResult must not block DEL.
     }
   }
+  // IPAM and rules first (the reference's order), the veth last: the masquerade teardown
+  // returns once the kernel announced its commit, so the veth's deletion (~20 ms in the
+  // kernel) overlaps the slow exit of its iptables-restore.
   await releaseAttachment(ctx, familiesOf(addresses), addresses);
+  link?.delete();
 }
 
 async function cmdCheck(args: CmdArgs, options: BridgeOptions): Promise<void> {
