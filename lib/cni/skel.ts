@@ -185,6 +185,9 @@ function atLeast(version: string, min: string): boolean {
 
 const VERBS = ["ADD", "DEL", "CHECK", "GC", "STATUS"];
 
+/** Plugin runs in this process not finished yet (more than one while IPAM runs in-process). */
+let runsInProgress = 0;
+
 /** What the journal learns about a run while it is dispatched. */
 interface RunContext {
   network?: string;
@@ -198,6 +201,7 @@ interface RunContext {
  */
 export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
   const started = performance.now();
+  runsInProgress++;
   const context: RunContext = {};
   let failure: number | undefined;
   try {
@@ -224,8 +228,9 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
         ifname: io.env.CNI_IFNAME,
       }, io.env.CNIBOX_JOURNAL === undefined ? {} : { path: journalPath(io.env) });
     }
-    // Tools whose commit was announced may still be exiting: reap them, leave no orphans.
-    settleChildren();
+    // Tools whose commit was announced may still be exiting: reap them, leave no orphans. Only
+    // the outermost run does, so an in-process IPAM run cannot make its caller wait early.
+    if (--runsInProgress === 0) settleChildren();
   }
 }
 

@@ -483,3 +483,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test("runPlugin() reaps children left to settle, in the outermost run only", async () => {
+  const { settleLater, spawnChild } = await import("../sys/spawn.ts");
+  const reaped = (pid: number) => {
+    try {
+      Deno.statSync(`/proc/${pid}`); // unreaped children (zombies too) stay listed
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  let pid = 0;
+  let reapedAfterInner: boolean | undefined;
+  const inner = fakePlugin();
+  const outer = fakePlugin({
+    add: async () => {
+      const child = spawnChild("/bin/true", []);
+      pid = child.pid;
+      settleLater(child);
+      // An in-process IPAM run: it must leave the caller's child alone.
+      await run(inner, env("ADD"), conf("1.1.0"));
+      reapedAfterInner = reaped(pid);
+      return RESULT;
+    },
+  });
+  const r = await run(outer, env("ADD"), conf("1.1.0"));
+  assertEquals(r.code, 0, r.stdout);
+  assertEquals(reapedAfterInner, false);
+  assertEquals(reaped(pid), true);
+});
