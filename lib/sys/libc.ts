@@ -106,18 +106,28 @@ type SymbolName = keyof typeof SYMBOLS;
 
 const loaded: Partial<Libc> = {};
 
+/** Symbols bound together: one `dlopen` for the four that every spawn needs. */
+const GROUPS: readonly (readonly SymbolName[])[] = [[
+  "posix_spawn",
+  "posix_spawn_file_actions_init",
+  "posix_spawn_file_actions_adddup2",
+  "posix_spawn_file_actions_destroy",
+]];
+
 /** One libc function, bound on first use (errno is only needed after a failure). */
 function fn<K extends SymbolName>(name: K): Libc[K] {
   let bound = loaded[name] as Libc[K] | undefined;
   if (bound === undefined) {
+    const names = GROUPS.find((group) => group.includes(name)) ?? [name];
     try {
-      const one = { [name]: SYMBOLS[name] } as Pick<typeof SYMBOLS, K>;
-      bound = Deno.dlopen("libc.so.6", one).symbols[name] as Libc[K];
+      const subset = Object.fromEntries(names.map((n) => [n, SYMBOLS[n]]));
+      const symbols = Deno.dlopen("libc.so.6", subset).symbols as Partial<Libc>;
+      for (const n of names) (loaded as Record<string, unknown>)[n] = symbols[n];
     } catch (error) {
       if (error instanceof Deno.errors.NotCapable) throw error;
       throw new Error("Cannot load libc.so.6", { cause: error });
     }
-    loaded[name] = bound;
+    bound = loaded[name] as Libc[K];
   }
   return bound;
 }
