@@ -47,14 +47,31 @@ export interface SpawnOptions {
   env?: Record<string, string>;
 }
 
-/** A running child with piped stdout and stderr; call {@linkcode finish} once. */
+/** An entry of the shared poll set: a pipe of a child, or the caller's extra fd. */
+interface Watched extends PollEntry {
+  child?: ChildProcess;
+}
+
+/**
+ * A running child with piped stdout and stderr; call {@linkcode finish} once.
+ *
+ * Every wait services the pipes of all children not yet drained, not only
+ * the one waited for: commands started together (e.g. iptables and ip6tables
+ * listings) must all be read, or one could fill its pipe while holding a lock
+ * the other waits for (legacy iptables holds the xtables lock until it exits).
+ */
 export class ChildProcess {
+  /** Children whose outputs are still open. */
+  static #open = new Set<ChildProcess>();
+
   /** The child's process id. */
   readonly pid: number;
   #stdin: number | undefined;
   #input: Uint8Array;
   #stdout: number | undefined;
   #stderr: number | undefined;
+  #stdoutChunks: Uint8Array[] = [];
+  #stderrChunks: Uint8Array[] = [];
 
   constructor(
     pid: number,
@@ -66,22 +83,28 @@ export class ChildProcess {
     this.#input = input;
     this.#stdout = fds.stdout;
     this.#stderr = fds.stderr;
+    ChildProcess.#open.add(this);
     // Start feeding now, so that a child started alongside others works while they are collected.
-    if (this.#stdin !== undefined) this.#feed();
+    if (this.#stdin === undefined) return;
+    try {
+      this.#feed();
+    } catch (error) {
+      this.#closeAll();
+      wait4(pid); // without its pipes the child ends
+      throw error;
+    }
   }
 
-  #stdoutChunks: Uint8Array[] = [];
-  #stderrChunks: Uint8Array[] = [];
-
   /**
-   * Feeds and drains the child while also waiting for `other` to become
-   * readable; each time it is, `other.ready()` decides whether to stop.
-   * Returns true when it did, false when the child closed its outputs first
-   * (it has exited, or is about to). Call {@linkcode finish} afterwards either way.
+   * Feeds and drains the child (and any other child still running) while
+   * also waiting for `other` to become readable; each time it is,
+   * `other.ready()` decides whether to stop. Returns true when it did, false
+   * when the child closed its outputs first (it has exited, or is about to).
+   * Call {@linkcode finish} afterwards either way.
    */
   serviceUntil(other: { fd: number; ready: () => boolean }): boolean {
     try {
-      return this.#service(other);
+      return ChildProcess.#pump(this, other);
     } catch (error) {
       this.#closeAll();
       throw error;
@@ -93,12 +116,17 @@ export class ChildProcess {
    * reaps the child. Blocks until the child has closed both outputs.
    */
   finish(): ProcessOutput {
+    let failure: unknown;
     try {
-      this.#service();
+      ChildProcess.#pump(this);
+    } catch (error) {
+      failure = error;
     } finally {
       this.#closeAll();
     }
+    // Reaped even after a failure: its pipes are closed, so it ends.
     const status = wait4(this.pid);
+    if (failure !== undefined) throw failure;
     const signal = status & 0x7f;
     return {
       code: signal === 0 ? (status >> 8) & 0xff : 128 + signal,
@@ -108,41 +136,52 @@ export class ChildProcess {
     };
   }
 
-  /** Polls until the outputs are closed (false) or `other.ready()` says so (true). */
-  #service(other?: { fd: number; ready: () => boolean }): boolean {
+  /** Polls all open children (and `other`) until `target`'s outputs are closed (false) or `other.ready()` (true). */
+  static #pump(target: ChildProcess, other?: { fd: number; ready: () => boolean }): boolean {
     const buffer = new Uint8Array(65536);
-    while (this.#stdout !== undefined || this.#stderr !== undefined) {
-      const entries = [
-        { fd: this.#stdin, events: POLLOUT, revents: 0 },
-        { fd: this.#stdout, events: POLLIN, revents: 0 },
-        { fd: this.#stderr, events: POLLIN, revents: 0 },
-        { fd: other?.fd, events: POLLIN, revents: 0 },
-      ].filter((entry): entry is PollEntry => entry.fd !== undefined);
+    while (target.#stdout !== undefined || target.#stderr !== undefined) {
+      const entries: Watched[] = [];
+      for (const child of ChildProcess.#open) {
+        if (child.#stdin !== undefined) {
+          entries.push({ fd: child.#stdin, events: POLLOUT, revents: 0, child });
+        }
+        for (const fd of [child.#stdout, child.#stderr]) {
+          if (fd !== undefined) entries.push({ fd, events: POLLIN, revents: 0, child });
+        }
+      }
+      if (other) entries.push({ fd: other.fd, events: POLLIN, revents: 0 });
       poll(entries);
-      for (const { fd, revents } of entries) {
+      for (const { fd, revents, child } of entries) {
         if (revents === 0) continue;
-        if (fd === other?.fd) {
-          if (other.ready()) return true;
-        } else if (fd === this.#stdin) {
-          this.#feed();
-        } else {
-          const n = read(fd, buffer);
-          if (n > 0) {
-            (fd === this.#stdout ? this.#stdoutChunks : this.#stderrChunks)
-              .push(buffer.slice(0, n));
-          } else if (fd === this.#stdout) this.#stdout = closed(fd);
-          else this.#stderr = closed(fd);
+        if (child === undefined) {
+          if (other!.ready()) return true;
+        } else if (fd === child.#stdin) {
+          child.#feed();
+        } else if (fd === child.#stdout || fd === child.#stderr) {
+          child.#drain(fd, buffer);
         }
       }
     }
-    // Both outputs closed: the child is done with stdin too, read or not.
-    if (this.#stdin !== undefined) this.#stdin = closed(this.#stdin);
     return false;
+  }
+
+  /** Reads what is there from stdout or stderr; at their end, lets go of the child's pipes. */
+  #drain(fd: number, buffer: Uint8Array): void {
+    const n = read(fd, buffer);
+    if (n > 0) {
+      (fd === this.#stdout ? this.#stdoutChunks : this.#stderrChunks).push(buffer.slice(0, n));
+      return;
+    }
+    if (fd === this.#stdout) this.#stdout = closed(fd);
+    else this.#stderr = closed(fd);
+    // Both outputs closed: the child is done with stdin too, read or not.
+    if (this.#stdout === undefined && this.#stderr === undefined) this.#closeAll();
   }
 
   #closeAll(): void {
     for (const fd of [this.#stdin, this.#stdout, this.#stderr]) if (fd !== undefined) close(fd);
     this.#stdin = this.#stdout = this.#stderr = undefined;
+    ChildProcess.#open.delete(this);
   }
 
   /** Writes what the pipe takes; closes stdin when all is written or the child stopped reading. */
@@ -215,14 +254,20 @@ export function spawnChild(
     ours.push(errRead);
     theirs.push(errWrite);
     const pid = posixSpawn(path, [path, ...args], env, theirs as [number, number, number]);
-    if (stdinWrite !== undefined) setNonblocking(stdinWrite);
-    const child = new ChildProcess(
-      pid,
-      { stdin: stdinWrite, stdout: outRead, stderr: errRead },
-      options.stdin ?? new Uint8Array(),
-    );
+    for (const fd of theirs.splice(0)) close(fd); // the child has its own copies
+    if (stdinWrite !== undefined) {
+      try {
+        setNonblocking(stdinWrite);
+      } catch (error) {
+        // Without our ends the child ends; reap it here.
+        for (const fd of ours.splice(0)) close(fd);
+        wait4(pid);
+        throw error;
+      }
+    }
+    const fds = { stdin: stdinWrite, stdout: outRead, stderr: errRead };
     ours.length = 0; // the child object owns them now
-    return child;
+    return new ChildProcess(pid, fds, options.stdin ?? new Uint8Array());
   } finally {
     for (const fd of [...theirs, ...ours]) close(fd);
   }
@@ -245,7 +290,13 @@ export function settleLater(child: ChildProcess, onExit?: (output: ProcessOutput
  */
 export function settleChildren(): void {
   for (const { child, onExit } of settling.splice(0)) {
-    const output = child.finish();
-    onExit?.(output);
+    try {
+      const output = child.finish(); // not inside `onExit?.()`, which would skip it
+      onExit?.(output);
+    } catch (error) {
+      // The run's own outcome is already decided; say what went wrong and go on reaping.
+      const text = `cnibox: cannot collect child ${child.pid}: ${(error as Error).message}\n`;
+      Deno.stderr.writeSync(new TextEncoder().encode(text));
+    }
   }
 }
