@@ -8,7 +8,14 @@
 import { Errno } from "../sys/errno.ts";
 import { OsError } from "../sys/libc.ts";
 import { type ChildProcess, type ProcessOutput, settleLater, spawnChild } from "../sys/spawn.ts";
-import { CommitWatch, nftTableExists } from "./nfnetlink.ts";
+import { CommitWatch, inInitialPidNamespace, nftTableExists } from "./nfnetlink.ts";
+
+/**
+ * Reaps the tools of {@linkcode SpawnExecer} runs that returned at their
+ * commit. The CNI skeleton calls it before a plugin run ends; other users of
+ * the execer call it before they exit.
+ */
+export { settleChildren } from "../sys/spawn.ts";
 
 /** A firewall tool (iptables-save/-restore, nft) that failed, with its exit status and output. */
 export class FirewallToolError extends Error {
@@ -128,6 +135,11 @@ export class SpawnExecer implements Execer {
       try {
         committed = awaitCommits(child, watch, options.commits!);
       } catch (error) {
+        try {
+          child.finish(); // reap it; its pipes are closed
+        } catch {
+          // the first error is the one to report
+        }
         watch.close();
         throw error;
       }
@@ -139,8 +151,12 @@ export class SpawnExecer implements Execer {
         return { code: 0, stdout: "", stderr: "" };
       }
     }
-    const out = child.finish();
-    watch?.close();
+    let out;
+    try {
+      out = child.finish();
+    } finally {
+      watch?.close();
+    }
     const decoder = new TextDecoder();
     return {
       code: out.code,
@@ -159,7 +175,12 @@ export class SpawnExecer implements Execer {
   }
 }
 
+/**
+ * A commit watch, or undefined where the announcements cannot be matched to
+ * our child (see {@linkcode inInitialPidNamespace}): then only the exit tells.
+ */
 function openCommitWatch(): CommitWatch | undefined {
+  if (!inInitialPidNamespace()) return undefined;
   try {
     return CommitWatch.open();
   } catch {

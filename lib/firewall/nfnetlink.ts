@@ -68,6 +68,27 @@ export function newgenPid(payload: Uint8Array): number | undefined {
   return new DataView(pid.data.buffer, pid.data.byteOffset, 4).getUint32(0); // big endian
 }
 
+/** `/proc/self/ns/pid` in the initial PID namespace (`PROC_PID_INIT_INO`). */
+const INITIAL_PID_NAMESPACE = "pid:[4026531836]";
+let initialPidNamespace: boolean | undefined;
+
+/**
+ * Whether this process runs in the initial PID namespace. Commit
+ * announcements carry the committing pid as that namespace sees it, so only
+ * there do they name our children by the pids we know (in a container's PID
+ * namespace, a pid of ours could even be another process's out there).
+ */
+export function inInitialPidNamespace(): boolean {
+  initialPidNamespace ??= (() => {
+    try {
+      return Deno.readLinkSync("/proc/self/ns/pid") === INITIAL_PID_NAMESPACE;
+    } catch {
+      return false;
+    }
+  })();
+  return initialPidNamespace;
+}
+
 /** A socket that hears of nf_tables commits in the calling thread's network namespace. */
 export class CommitWatch implements Disposable {
   #socket: NetlinkSocket;
@@ -88,7 +109,7 @@ export class CommitWatch implements Disposable {
     return this.#socket.fd;
   }
 
-  /** Reads one datagram of notifications; returns how many commits by `pid` it announces. */
+  /** Reads the waiting notifications (never blocks); returns how many commits by `pid` they announce. */
   commitsBy(pid: number): number {
     let count = 0;
     for (const { header, payload } of this.#socket.receive()) {

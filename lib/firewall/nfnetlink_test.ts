@@ -45,11 +45,9 @@ Deno.test({
     await using ns = await createNetns("cbx-nfnl");
     const inNs = (cmd: string, args: string[]) =>
       mustSh("ip", ["netns", "exec", ns.name, cmd, ...args]);
-    await inNs("iptables", ["-N", "CBX-T1"]);
-    await inNs("iptables", ["-A", "CBX-T1", "-j", "ACCEPT"]);
-    // Children not yet reaped (zombies included) are listed in .../children.
     const script = `import { SpawnExecer } from "${EXEC}";
       import { settleChildren } from "${SPAWN}";
+      // Children not yet reaped (zombies included) are listed in .../children.
       const children = () => [...Deno.readDirSync("/proc/self/task")]
         .flatMap((t) => Deno.readTextFileSync("/proc/self/task/" + t.name + "/children").trim().split(" "))
         .filter(Boolean).length;
@@ -62,6 +60,11 @@ Deno.test({
       const bad = await execer.run("iptables-restore", ["--noflush"], {
         stdin: "*filter\\n-X CBX-NONE\\nCOMMIT\\n", commits: 1 });
       console.log(JSON.stringify([del.code, gone, pending, children(), bad.code, bad.stderr.trim()]));`;
+    const chain = async () => {
+      await inNs("iptables", ["-N", "CBX-T1"]);
+      await inNs("iptables", ["-A", "CBX-T1", "-j", "ACCEPT"]);
+    };
+    await chain();
     const [code, gone, pending, after, badCode, badStderr] = JSON.parse(
       await inNs(Deno.execPath(), ["eval", script]),
     );
@@ -69,5 +72,19 @@ Deno.test({
     // No commit announced: the exit and its message decide, as without the watch.
     assertEquals(badCode, 1);
     assertEquals(badStderr, "iptables-restore: line 2 failed: No chain/target/match by that name.");
+    // In a PID namespace of its own the announced pids are not ours: the execer does not use
+    // them (nothing is left to settle) and waits for exits, with the same results.
+    await chain();
+    const isolated = JSON.parse(
+      await inNs("unshare", ["--pid", "--fork", Deno.execPath(), "eval", script]),
+    );
+    assertEquals(isolated.slice(0, 4), [0, true, 0, 0]);
+    const where = `import { inInitialPidNamespace } from "${NFNETLINK}";
+      console.log(inInitialPidNamespace());`;
+    assertEquals((await inNs(Deno.execPath(), ["eval", where])).trim(), "true");
+    assertEquals(
+      (await inNs("unshare", ["--pid", "--fork", Deno.execPath(), "eval", where])).trim(),
+      "false",
+    );
   },
 });

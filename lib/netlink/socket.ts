@@ -44,6 +44,7 @@ import {
   bind,
   close,
   getsockname,
+  MSG_DONTWAIT,
   MSG_TRUNC,
   OsError,
   recvfrom,
@@ -258,20 +259,32 @@ export class NetlinkSocket implements Disposable {
   }
 
   /**
-   * Receives the messages of one datagram from the kernel (blocking; poll
-   * `fd` first to wait for notifications). Copies the payloads.
+   * Receives the messages of the datagrams from the kernel that are waiting
+   * (poll `fd` to wait for notifications); never blocks. Copies the payloads.
    */
   receive(): NlMessage[] {
+    const messages: NlMessage[] = [];
     for (;;) {
-      const n = recvfrom(this.fd, this.#buffer, { address: this.#sender, flags: MSG_TRUNC });
+      let n;
+      try {
+        n = recvfrom(this.fd, this.#buffer, {
+          address: this.#sender,
+          flags: MSG_TRUNC | MSG_DONTWAIT,
+        });
+      } catch (error) {
+        if (error instanceof OsError && error.errno === Errno.EAGAIN) return messages;
+        throw error;
+      }
       if (n > this.#buffer.length) {
         throw new RangeError(
           `Cannot receive netlink message: ${n} bytes exceed the ${this.#buffer.length}-byte buffer`,
         );
       }
+      // Only the kernel (nl_pid 0) speaks for nf_tables; anything else is skipped.
       if (new DataView(this.#sender.buffer).getUint32(4, LE) !== 0) continue;
-      return decodeNlMessages(this.#buffer.subarray(0, n))
-        .map(({ header, payload }) => ({ header, payload: payload.slice() }));
+      for (const { header, payload } of decodeNlMessages(this.#buffer.subarray(0, n))) {
+        messages.push({ header, payload: payload.slice() });
+      }
     }
   }
 

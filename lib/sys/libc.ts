@@ -204,6 +204,8 @@ export const SO_RCVBUF = 8;
 export const SO_RCVTIMEO = 20;
 /** `MSG_TRUNC`: recvfrom returns the real datagram length even when it did not fit. */
 export const MSG_TRUNC = 0x20;
+/** `MSG_DONTWAIT`: this receive fails with EAGAIN instead of blocking. */
+export const MSG_DONTWAIT = 0x40;
 
 const ENCODER = new TextEncoder();
 
