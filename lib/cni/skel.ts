@@ -215,22 +215,25 @@ export async function runPlugin(plugin: Plugin, io: PluginIo): Promise<number> {
     io.writeStdout(goJsonEscape(renderError(cniError)));
     return 1;
   } finally {
-    const command = io.env.CNI_COMMAND ?? "";
-    if (VERBS.includes(command)) {
-      recordRun({
-        plugin: plugin.name,
-        command,
-        outcome: failure === undefined ? "ok" : "error",
-        code: failure,
-        durationMs: performance.now() - started,
-        network: context.network,
-        containerId: io.env.CNI_CONTAINERID,
-        ifname: io.env.CNI_IFNAME,
-      }, io.env.CNIBOX_JOURNAL === undefined ? {} : { path: journalPath(io.env) });
+    try {
+      const command = io.env.CNI_COMMAND ?? "";
+      if (VERBS.includes(command)) {
+        recordRun({
+          plugin: plugin.name,
+          command,
+          outcome: failure === undefined ? "ok" : "error",
+          code: failure,
+          durationMs: performance.now() - started,
+          network: context.network,
+          containerId: io.env.CNI_CONTAINERID,
+          ifname: io.env.CNI_IFNAME,
+        }, io.env.CNIBOX_JOURNAL === undefined ? {} : { path: journalPath(io.env) });
+      }
+    } finally {
+      // Tools whose commit was announced may still be exiting: reap them, leave no orphans.
+      // Only the outermost run does, so an in-process IPAM run cannot make its caller wait early.
+      if (--runsInProgress === 0) settleChildren();
     }
-    // Tools whose commit was announced may still be exiting: reap them, leave no orphans. Only
-    // the outermost run does, so an in-process IPAM run cannot make its caller wait early.
-    if (--runsInProgress === 0) settleChildren();
   }
 }
 
