@@ -46,7 +46,7 @@ export interface ExecOptions {
   /**
    * The command commits this many nf_tables batches (`iptables-restore`:
    * one per `COMMIT`). An execer may then return as soon as the kernel has
-   * announced them (`code` 0, output so far) and collect the command's exit
+   * announced them (`code` 0, no output) and collect the command's exit
    * later (`settleChildren()`, before the process exits): a restore that
    * deleted rules spends 12-16 ms in exit after its commit.
    */
