@@ -684,6 +684,31 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "bridge DEL keeps the lease when the container link cannot be deleted (rules go first)",
+  ignore: !ROOT,
+  async fn() {
+    await using world = await createWorld(1);
+    const conf = netConf(world, NOMAD, { cniVersion: "0.4.0" });
+    ok(await runBridge(world, { command: "ADD", conf }), "ADD");
+    const held = await leases(world.ipamDir);
+    assertEquals(held.length, 1);
+    // A link the kernel refuses to delete under the interface's name: the loopback device.
+    const ctr = world.containers[0].name;
+    await nsSh(world.host, `ip -n ${ctr} link del eth0 && ip -n ${ctr} link set lo name eth0`);
+    const del = await runBridge(world, { command: "DEL", conf });
+    assertEquals(del.code, 1, del.stdout);
+    assertStringIncludes(del.stdout, 'failed to delete \\"eth0\\"');
+    // The address stays leased while something in the container still holds the name.
+    assertEquals(await leases(world.ipamDir), held);
+    // This plugin removes the masquerade rules before the link (the reference after the lease).
+    assert(!(await natRules(world.host)).includes("CNI-"), "masquerade chain removed");
+    await nsSh(world.host, `ip -n ${ctr} link set eth0 name lo`);
+    ok(await runBridge(world, { command: "DEL", conf }), "DEL again");
+    assertEquals(await leases(world.ipamDir), []);
+  },
+});
+
 for (const gone of ["missing", "empty"] as const) {
   Deno.test({
     name: `bridge DEL with the netns ${gone} still removes the masquerade rules (#810)`,
