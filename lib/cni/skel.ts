@@ -47,16 +47,20 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): voi
   }
 }
 
-/** Reads a stream to its end, refusing more than `max` bytes. */
-async function readBounded(
-  reader: { read(p: Uint8Array): Promise<number | null> },
+/**
+ * Reads a stream to its end, refusing more than `max` bytes. Synchronous on
+ * purpose: nothing else runs before the config is in, and an async read of
+ * stdin goes through Deno's blocking-thread pool (measured ~0.7 ms more per run).
+ */
+function readBounded(
+  reader: { readSync(p: Uint8Array): number | null },
   max: number,
-): Promise<Uint8Array> {
+): Uint8Array {
   const chunks: Uint8Array[] = [];
   let total = 0;
   while (true) {
     const buf = new Uint8Array(64 * 1024);
-    const n = await reader.read(buf);
+    const n = reader.readSync(buf);
     if (n === null) break;
     total += n;
     if (total > max) throw new RangeError(`stdin is larger than ${max} bytes`);
@@ -80,7 +84,13 @@ export function denoIo(options: DenoIoOptions = {}): PluginIo {
   const max = options.maxStdinBytes ?? MAX_STDIN_BYTES;
   return {
     env: Deno.env.toObject(),
-    readStdin: () => readBounded(Deno.stdin, max),
+    readStdin: () => {
+      try {
+        return Promise.resolve(readBounded(Deno.stdin, max));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
     writeStdout: (text) => writeAll(Deno.stdout, text),
     writeStderr: (text) => writeAll(Deno.stderr, text),
   };
