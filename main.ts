@@ -39,7 +39,18 @@ async function main(): Promise<number> {
     return 2;
   }
   const module = await COMMANDS[command]();
-  return await module.run(rest);
+  try {
+    return await module.run(rest);
+  } catch (error) {
+    // An operator's mistake (an existing file, a bad flag) deserves one line, not a stack trace.
+    const debug = Deno.env.get("CNIBOX_DEBUG");
+    const text = error instanceof Error
+      ? (debug ? error.stack ?? error.message : error.message)
+      : String(error);
+    // deno-lint-ignore no-console -- the CLI reports its failure on stderr.
+    console.error(`cnibox ${command}: ${text}`);
+    return 1;
+  }
 }
 
 if (import.meta.main) {

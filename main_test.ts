@@ -59,6 +59,21 @@ Deno.test("cnibox rejects an unknown command with exit 2", async () => {
   assertStringIncludes(out.stderr, `unknown command "frobnicate"`);
 });
 
+Deno.test("a failing subcommand prints one line and exits 1", async () => {
+  const dir = await pluginDir();
+  const target = await Deno.makeTempDir({ prefix: "cnibox-install-" });
+  try {
+    await Deno.writeTextFile(`${target}/loopback`, "not ours");
+    const out = await sh(`${dir}/cnibox`, ["install", target]);
+    assertEquals(out.code, 1);
+    assertStringIncludes(out.stderr, `cnibox install: Cannot install into "${target}"`);
+    assertEquals(out.stderr.trim().split("\n").length, 1, out.stderr);
+    assertEquals(await Deno.readTextFile(`${target}/loopback`), "not ours");
+  } finally {
+    await Deno.remove(target, { recursive: true });
+  }
+});
+
 Deno.test("cnibox <plugin> runs the plugin without a symlink", async () => {
   const dir = await pluginDir();
   const out = await sh(`${dir}/cnibox`, ["loopback"], { env: { CNI_COMMAND: "VERSION" } });
