@@ -86,8 +86,20 @@ function fakeDeps(
     const code = call.cmd.endsWith("-restore") ? restoreExit() : 0;
     return { code, stdout: "", stderr: code === 0 ? "" : "iptables-restore: line 3 failed\n" };
   });
-  const recordRoot = Deno.makeTempDirSync({ prefix: "cbx-fw-records-" });
+  const recordRoot = Deno.makeTempDirSync({ dir: recordBase(), prefix: "records-" });
   return { execer, lockPath: "", firewalld: () => firewalld, recordRoot };
+}
+
+let recordBaseDir: string | undefined;
+
+/** One scratch directory for this module's record roots, removed when the module's tests end. */
+function recordBase(): string {
+  if (recordBaseDir === undefined) {
+    const dir = Deno.makeTempDirSync({ prefix: "cbx-fw-records-" });
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+    recordBaseDir = dir;
+  }
+  return recordBaseDir;
 }
 
 Deno.test("parseFirewallConf() defaults to CNI-ADMIN, open and auto-detection", () => {

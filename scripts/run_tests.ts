@@ -43,17 +43,15 @@ if (extra.length === 0) {
 }
 
 console.log(`\n== tests: deno test -A ${extra.join(" ")}`);
+// Plugin runs in tests record into a scratch journal and scratch firewall records, not /run/cnibox.
+const journal = await Deno.makeTempFile({ prefix: "cnibox-test-journal-" });
+const records = await Deno.makeTempDir({ prefix: "cnibox-test-fw-records-" });
 const child = new Deno.Command(Deno.execPath(), {
   args: ["test", "-A", "--no-check", ...extra],
   cwd: root,
   stdout: "piped",
   stderr: "inherit",
-  // Plugin runs in tests record into a scratch journal and scratch firewall records, not /run/cnibox.
-  env: {
-    NO_COLOR: "1",
-    CNIBOX_JOURNAL: await Deno.makeTempFile({ prefix: "cnibox-test-journal-" }),
-    CNIBOX_FIREWALL_RECORDS: await Deno.makeTempDir({ prefix: "cnibox-test-fw-records-" }),
-  },
+  env: { NO_COLOR: "1", CNIBOX_JOURNAL: journal, CNIBOX_FIREWALL_RECORDS: records },
 }).spawn();
 let tail = "";
 const decoder = new TextDecoder();
@@ -63,6 +61,9 @@ for await (const chunk of child.stdout) {
   tail = (tail + text).slice(-4000);
 }
 const status = await child.status;
+for (const scratch of [journal, `${journal}.1`, records]) {
+  await Deno.remove(scratch, { recursive: true }).catch(() => {});
+}
 // deno test's summary: "ok | 12 passed (3 steps) | 0 failed | 2 ignored (1s)"
 const summary = tail.split("\n").reverse().find((line) => /\d+ passed.*\d+ failed/.test(line));
 if (summary) {
