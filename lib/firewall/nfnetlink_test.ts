@@ -9,6 +9,11 @@ const SPAWN = new URL("../sys/spawn.ts", import.meta.url).href;
 
 const u32be = (n: number) => new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
 
+/** Runs a command inside the named network namespace and returns its stdout. */
+function inNetns(name: string) {
+  return (cmd: string, args: string[]) => mustSh("ip", ["netns", "exec", name, cmd, ...args]);
+}
+
 Deno.test("newgenPid() reads NFTA_GEN_PROC_PID (big endian) from a NEWGEN payload", () => {
   const attrs = encodeRawAttrs([
     { type: 1, data: u32be(77) }, // NFTA_GEN_ID
@@ -27,8 +32,7 @@ Deno.test({
   ignore: !ROOT,
   async fn() {
     await using ns = await createNetns("cbx-nfnl");
-    const inNs = (cmd: string, args: string[]) =>
-      mustSh("ip", ["netns", "exec", ns.name, cmd, ...args]);
+    const inNs = inNetns(ns.name);
     const script = `import { nftTableExists } from "${NFNETLINK}";
       console.log(["inet", "ip"].map((f) => nftTableExists(f, "cbx_probe")).join(" "));`;
     assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "false false");
@@ -43,8 +47,7 @@ Deno.test({
   ignore: !ROOT,
   async fn() {
     await using ns = await createNetns("cbx-nfnl");
-    const inNs = (cmd: string, args: string[]) =>
-      mustSh("ip", ["netns", "exec", ns.name, cmd, ...args]);
+    const inNs = inNetns(ns.name);
     const script = `import { SpawnExecer } from "${EXEC}";
       import { settleChildren } from "${SPAWN}";
       // Children not yet reaped (zombies included) are listed in .../children.

@@ -69,14 +69,19 @@ Deno.test("children inherit fds 0-2 and what this process left open across exec,
   assertEquals(seen, [0, 1, 2, ...inheritable].sort((a, b) => a - b));
 });
 
+/** A child that waits (up to 5 s) for `path` to exist and exits 0 if it appeared. */
+function waitForFile(path: string) {
+  return spawnChild("/bin/sh", [
+    "-c",
+    `i=0; while [ ! -e ${path} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; [ -e ${path} ]`,
+  ]);
+}
+
 Deno.test("children started together run together before either is collected", () => {
   const flag = Deno.makeTempFileSync();
   Deno.removeSync(flag);
   // The first waits (up to 5 s) for a file only the second creates.
-  const waiter = spawnChild("/bin/sh", [
-    "-c",
-    `i=0; while [ ! -e ${flag} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; [ -e ${flag} ]`,
-  ]);
+  const waiter = waitForFile(flag);
   const maker = spawnChild("/bin/touch", [flag]);
   try {
     assertEquals(waiter.finish().code, 0);
@@ -91,10 +96,7 @@ Deno.test("collecting one child drains the others, so none stalls on a full pipe
   Deno.removeSync(flag);
   // The first waits (up to 5 s) for a file the second creates only after writing 200 KB,
   // more than a pipe holds: it must be read while the first is collected.
-  const waiter = spawnChild("/bin/sh", [
-    "-c",
-    `i=0; while [ ! -e ${flag} ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; [ -e ${flag} ]`,
-  ]);
+  const waiter = waitForFile(flag);
   const writer = spawnChild("/bin/sh", ["-c", `head -c 200000 /dev/zero; touch ${flag}`]);
   try {
     assertEquals(waiter.finish().code, 0);
