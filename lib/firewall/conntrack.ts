@@ -1,12 +1,20 @@
 /**
- * Conntrack cleanup over ctnetlink (`NETLINK_NETFILTER`): delete the UDP
- * flows whose original destination port is a newly mapped (or unmapped)
- * host port, so a stale flow cannot keep steering datagrams to the old
- * target (containernetworking/plugins #123). Like the reference (vishvananda
- * netlink's `ConntrackDeleteFilters`) it dumps the family's table, filters
- * in user space and deletes each match by its original tuple; it never
- * relies on a kernel-side flush filter, which older kernels would ignore and
- * flush everything.
+ * Conntrack cleanup over ctnetlink (`NETLINK_NETFILTER`): delete the flows
+ * whose original destination port is a newly mapped (or unmapped) host
+ * port, so a stale flow cannot keep steering datagrams to the old target
+ * (containernetworking/plugins #123).
+ *
+ * The kernel does the filtering where it can: one `IPCTNL_MSG_CT_DELETE`
+ * per port with a `CTA_FILTER` on protocol and original destination port.
+ * That walk skips empty hash buckets without locking them and copies
+ * nothing to user space (0.1-1 ms against 9-10 ms for a dump of an idle
+ * table of 262144 buckets, whose walk locks every bucket, and more per
+ * flow on a busy node). Kernels without filtered flushes (before 2024)
+ * refuse the request, because it also carries a partial original tuple
+ * that fails their exact-tuple parse (`EINVAL`) or the filter itself
+ * (`EOPNOTSUPP`); they never read it as "flush everything". Then, like the
+ * reference (vishvananda netlink's `ConntrackDeleteFilters`), the family's
+ * table is dumped, filtered here and each match deleted by its tuple.
  *
  * In process: no `conntrack` binary is run. Requires `--allow-ffi` and
  * CAP_NET_ADMIN in the current network namespace.
@@ -17,6 +25,7 @@ import { decodeRawAttrs, encodeRawAttrs, type RawAttr } from "../netlink/codec.t
 import { NETLINK_NETFILTER, NLA_F_NESTED, NLM_F_DUMP } from "../netlink/consts.ts";
 import { NetlinkError } from "../netlink/error.ts";
 import { NetlinkSocket } from "../netlink/socket.ts";
+import { Errno } from "../sys/errno.ts";
 
 // include/uapi/linux/netfilter/nfnetlink.h, nfnetlink_conntrack.h
 const NFNL_SUBSYS_CTNETLINK = 1;
@@ -24,13 +33,18 @@ const IPCTNL_MSG_CT_GET = 1;
 const IPCTNL_MSG_CT_DELETE = 2;
 const CTA_TUPLE_ORIG = 1;
 const CTA_ZONE = 18;
+const CTA_FILTER = 25;
+const CTA_FILTER_ORIG_FLAGS = 1;
+const CTA_FILTER_REPLY_FLAGS = 2;
+// CTA_FILTER_F_*: which fields of the given original tuple must match.
+const CTA_FILTER_F_CTA_PROTO_NUM = 1 << 3;
+const CTA_FILTER_F_CTA_PROTO_DST_PORT = 1 << 5;
 const CTA_TUPLE_PROTO = 2;
 const CTA_PROTO_NUM = 1;
 const CTA_PROTO_DST_PORT = 3;
 const NFNETLINK_V0 = 0;
 const AF_INET = 2;
 const AF_INET6 = 10;
-const ENOENT = 2;
 
 /** IP protocol numbers conntrack entries can be filtered by. */
 export const IPPROTO = { tcp: 6, udp: 17, sctp: 132 } as const;
@@ -66,12 +80,51 @@ export interface ConntrackDeleteOptions {
   family: 4 | 6;
   /** IP protocol number. @default {17} (UDP) */
   protocol?: number;
+  /**
+   * Let the kernel filter (a filtered flush per port); false always dumps
+   * the table and filters here, as kernels before 2024 require.
+   * @default {true}
+   */
+  kernelFilter?: boolean;
+}
+
+function u32le(value: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, value, true);
+  return out;
 }
 
 /**
+ * The flush request for one protocol and original destination port. The
+ * partial original tuple is what makes older kernels refuse it instead of
+ * flushing the family's whole table.
+ */
+export function filteredFlushAttrs(protocol: number, port: number): Uint8Array {
+  const proto = encodeRawAttrs([
+    { type: CTA_PROTO_NUM, data: Uint8Array.of(protocol) },
+    { type: CTA_PROTO_DST_PORT, data: Uint8Array.of(port >> 8, port & 0xff) },
+  ]);
+  const tuple = encodeRawAttrs([{ type: CTA_TUPLE_PROTO | NLA_F_NESTED, data: proto }]);
+  const filter = encodeRawAttrs([
+    {
+      type: CTA_FILTER_ORIG_FLAGS,
+      data: u32le(CTA_FILTER_F_CTA_PROTO_NUM | CTA_FILTER_F_CTA_PROTO_DST_PORT),
+    },
+    { type: CTA_FILTER_REPLY_FLAGS, data: u32le(0) },
+  ]);
+  return encodeRawAttrs([
+    { type: CTA_TUPLE_ORIG | NLA_F_NESTED, data: tuple },
+    { type: CTA_FILTER | NLA_F_NESTED, data: filter },
+  ]);
+}
+
+/** How the entries were found: by the kernel's filter, or by a dump filtered here. */
+export type ConntrackDeleteMethod = "filtered flush" | "dump";
+
+/**
  * Deletes the conntrack entries of one family whose original destination
- * port is in `ports` (protocol UDP unless given). Returns how many went.
- * Entries that vanish in between are not an error.
+ * port is in `ports` (protocol UDP unless given); returns how (undefined
+ * for no ports). Entries that vanish in between are not an error.
  *
  * @example Usage
  * ```ts ignore
@@ -81,19 +134,44 @@ export interface ConntrackDeleteOptions {
 export function deleteConntrackByDstPort(
   ports: readonly number[],
   options: ConntrackDeleteOptions,
-): number {
-  if (ports.length === 0) return 0;
-  const wanted = new Set(ports);
+): ConntrackDeleteMethod | undefined {
+  if (ports.length === 0) return undefined;
   const protocol = options.protocol ?? IPPROTO.udp;
   const family = options.family === 4 ? AF_INET : AF_INET6;
   using socket = NetlinkSocket.open({ protocol: NETLINK_NETFILTER, receiveTimeoutMs: 5000 });
+  if (options.kernelFilter !== false) {
+    try {
+      for (const port of new Set(ports)) {
+        socket.request({
+          type: (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE,
+          payload: new Uint8Array([...nfgenmsg(family), ...filteredFlushAttrs(protocol, port)]),
+          op: `flush conntrack entries for port ${port}`,
+        });
+      }
+      return "filtered flush";
+    } catch (error) {
+      const refused = error instanceof NetlinkError &&
+        (error.errno === Errno.EINVAL || error.errno === Errno.EOPNOTSUPP);
+      if (!refused) throw error;
+      // No filtered flush in this kernel: the dump below does every port.
+    }
+  }
+  deleteByDump(socket, new Set(ports), protocol, family);
+  return "dump";
+}
+
+function deleteByDump(
+  socket: NetlinkSocket,
+  wanted: ReadonlySet<number>,
+  protocol: number,
+  family: number,
+): void {
   const entries = socket.request({
     type: (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
     flags: NLM_F_DUMP,
     payload: nfgenmsg(family),
     op: "dump conntrack entries",
   });
-  let deleted = 0;
   for (const entry of entries) {
     const attrs = decodeRawAttrs(entry.payload.subarray(4));
     const orig = find(attrs, CTA_TUPLE_ORIG);
@@ -109,10 +187,8 @@ export function deleteConntrackByDstPort(
         payload: new Uint8Array([...nfgenmsg(family), ...encodeRawAttrs(request)]),
         op: `delete conntrack entry for port ${port}`,
       });
-      deleted++;
     } catch (error) {
-      if (!(error instanceof NetlinkError && error.errno === ENOENT)) throw error;
+      if (!(error instanceof NetlinkError && error.errno === Errno.ENOENT)) throw error;
     }
   }
-  return deleted;
 }

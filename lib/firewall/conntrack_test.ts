@@ -1,31 +1,123 @@
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertRejects } from "@std/assert";
+import { decodeRawAttrs, encodeRawAttrs } from "../netlink/codec.ts";
+import { NLA_F_NESTED } from "../netlink/consts.ts";
 import { createNetns, mustSh, ROOT } from "../testing/netns.ts";
+import { filteredFlushAttrs } from "./conntrack.ts";
 
 const MODULE = new URL("./conntrack.ts", import.meta.url).href;
 
+Deno.test("filteredFlushAttrs() carries a partial original tuple and a filter on protocol and port", () => {
+  const attrs = decodeRawAttrs(filteredFlushAttrs(17, 5353));
+  assertEquals(attrs.map((a) => a.type), [1 | NLA_F_NESTED, 25 | NLA_F_NESTED]);
+  const [proto] = decodeRawAttrs(attrs[0].data);
+  assertEquals(proto.type, 2 | NLA_F_NESTED);
+  assertEquals(decodeRawAttrs(proto.data).map((a) => [a.type, [...a.data]]), [
+    [1, [17]],
+    [3, [0x14, 0xe9]],
+  ]);
+  // orig flags: CTA_FILTER_F_CTA_PROTO_NUM | CTA_FILTER_F_CTA_PROTO_DST_PORT; reply flags: none.
+  assertEquals(decodeRawAttrs(attrs[1].data).map((a) => [a.type, [...a.data]]), [
+    [1, [0x28, 0, 0, 0]],
+    [2, [0, 0, 0, 0]],
+  ]);
+});
+
+/** A namespace holding four flows: udp 5353, udp 53, tcp 5353 (IPv4) and udp 5353 (IPv6). */
+async function withFlows(
+  fn: (inNs: (cmd: string, args: string[]) => Promise<string>) => Promise<void>,
+) {
+  await using ns = await createNetns("cbx-ct");
+  const inNs = (cmd: string, args: string[]) =>
+    mustSh("ip", ["netns", "exec", ns.name, cmd, ...args]);
+  const flow = (src: string, dst: string, proto: string, dport: number) =>
+    inNs("conntrack", [
+      ...["-I", "-s", src, "-d", dst, "-p", proto, "--sport", "1000", "--dport", String(dport)],
+      ...["--timeout", "100", ...(proto === "tcp" ? ["--state", "ESTABLISHED"] : [])],
+    ]);
+  await flow("10.1.1.1", "10.2.2.2", "udp", 5353);
+  await flow("10.1.1.1", "10.2.2.2", "udp", 53);
+  await flow("10.1.1.1", "10.2.2.2", "tcp", 5353);
+  await flow("fd00::1", "fd00::2", "udp", 5353);
+  await fn(inNs);
+}
+
+async function flowsLeft(
+  inNs: (cmd: string, args: string[]) => Promise<string>,
+): Promise<string[]> {
+  const left = await inNs("conntrack", ["-L", "-o", "extended"]);
+  return left.trim().split("\n").filter((line) => line !== "")
+    .map((line) => `${line.split(/\s+/).slice(0, 3).join(" ")} ${/dport=(\d+)/.exec(line)![1]}`)
+    .sort();
+}
+
+for (const kernelFilter of [true, false]) {
+  Deno.test({
+    name: `deleteConntrackByDstPort() deletes only matching UDP flows of one family, ${
+      kernelFilter ? "filtered by the kernel" : "by a dump"
+    } (kernel)`,
+    ignore: !ROOT,
+    async fn() {
+      await withFlows(async (inNs) => {
+        const script = `import { deleteConntrackByDstPort } from "${MODULE}";
+          console.log(deleteConntrackByDstPort([5353, 9999], { family: 4, kernelFilter: ${kernelFilter} }));`;
+        assertEquals(
+          (await inNs(Deno.execPath(), ["eval", script])).trim(),
+          kernelFilter ? "filtered flush" : "dump",
+        );
+        assertEquals(await flowsLeft(inNs), [
+          "ipv4 2 tcp 5353",
+          "ipv4 2 udp 53",
+          "ipv6 10 udp 5353",
+        ]);
+      });
+    },
+  });
+}
+
 Deno.test({
-  name: "deleteConntrackByDstPort() deletes only matching UDP flows of one family (kernel)",
+  name:
+    "the filtered flush without its filter is refused, not read as a flush of everything (kernel)",
   ignore: !ROOT,
   async fn() {
-    await using ns = await createNetns("cbx-fw");
-    const inNs = (cmd: string, args: string[]) =>
-      mustSh("ip", ["netns", "exec", ns.name, cmd, ...args]);
-    const flow = (src: string, dst: string, proto: string, dport: number) =>
-      inNs("conntrack", [
-        ...["-I", "-s", src, "-d", dst, "-p", proto, "--sport", "1000", "--dport", String(dport)],
-        ...["--timeout", "100", ...(proto === "tcp" ? ["--state", "ESTABLISHED"] : [])],
-      ]);
-    await flow("10.1.1.1", "10.2.2.2", "udp", 5353);
-    await flow("10.1.1.1", "10.2.2.2", "udp", 53);
-    await flow("10.1.1.1", "10.2.2.2", "tcp", 5353);
-    await flow("fd00::1", "fd00::2", "udp", 5353);
-    const script = `import { deleteConntrackByDstPort } from "${MODULE}";
-      console.log(deleteConntrackByDstPort([5353, 9999], { family: 4 }));`;
-    assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "1");
-    const left = await inNs("conntrack", ["-L", "-o", "extended"]);
-    const flows = left.trim().split("\n")
-      .map((line) => `${line.split(/\s+/).slice(0, 3).join(" ")} ${/dport=(\d+)/.exec(line)![1]}`)
-      .sort();
-    assertEquals(flows, ["ipv4 2 tcp 5353", "ipv4 2 udp 53", "ipv6 10 udp 5353"]);
+    // Kernels without filtered flushes see exactly this: a partial tuple for an exact delete.
+    const unfiltered = encodeRawAttrs(
+      decodeRawAttrs(filteredFlushAttrs(17, 5353)).filter((a) => (a.type & 0x7fff) !== 25),
+    );
+    await withFlows(async (inNs) => {
+      const script = `import { NetlinkSocket } from "${
+        new URL("../netlink/socket.ts", import.meta.url).href
+      }";
+        using socket = NetlinkSocket.open({ protocol: 12 });
+        try {
+          socket.request({ type: (1 << 8) | 2, payload: Uint8Array.of(2, 0, 0, 0, ${
+        [...unfiltered].join(",")
+      }), op: "delete" });
+          console.log("accepted");
+        } catch (error) { console.log(error.code); }`;
+      assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "EINVAL");
+      assertEquals((await flowsLeft(inNs)).length, 4);
+    });
+  },
+});
+
+Deno.test({
+  name: "deleteConntrackByDstPort() reports a failure other than a refused filter (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await withFlows(async (inNs) => {
+      // Without CAP_NET_ADMIN the flush is refused with EPERM, which must not fall back silently.
+      const script = `import { deleteConntrackByDstPort } from "${MODULE}";
+        deleteConntrackByDstPort([5353], { family: 4 });`;
+      await assertRejects(
+        () =>
+          inNs("setpriv", [
+            ...["--inh-caps=-all", "--bounding-set=-net_admin", "--"],
+            ...[Deno.execPath(), "eval", script],
+          ]),
+        Error,
+        "Cannot flush conntrack entries for port 5353: Operation not permitted (EPERM)",
+      );
+      assertEquals((await flowsLeft(inNs)).length, 4);
+    });
   },
 });
