@@ -301,3 +301,25 @@ Deno.test("inventoryTtlMs reuses one read of the state for a burst of requests",
   clock += 1001;
   assertEquals(await count(), 9);
 });
+
+Deno.test("bodies rendered once per read stay per query and keep their JSON type", async () => {
+  await using fx = await statusFixture();
+  let clock = 0;
+  const app = createStatusApp({ ...fx.sources, now: () => clock, inventoryTtlMs: 1000 });
+  for (const path of ["/v1/leases", "/v1/attachments"]) {
+    const res = await app.request(path);
+    assertEquals(res.headers.get("content-type"), "application/json");
+    await res.body?.cancel();
+  }
+  const leases = async (query: string) =>
+    ((await json(await app.request(`/v1/leases${query}`))).leases as unknown[]).length;
+  const attachments = async (query: string) =>
+    ((await json(await app.request(`/v1/attachments${query}`))).attachments as unknown[]).length;
+  assertEquals([await leases(""), await leases("?network=beta")], [8, 3]);
+  assertEquals([await attachments(""), await attachments("?network=beta")], [3, 1]);
+  // A second request within the TTL gets the same rendering, the next read a new one.
+  await Deno.writeTextFile(join(fx.dataDir, "beta", "10.33.0.77"), "new\r\neth1");
+  assertEquals(await leases("?network=beta"), 3);
+  clock += 1001;
+  assertEquals(await leases("?network=beta"), 4);
+});
