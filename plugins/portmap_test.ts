@@ -732,6 +732,48 @@ Deno.test({
 });
 
 Deno.test({
+  name: "portmap ADD and DEL flush the stale UDP flows of mapped host ports, nothing else (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    const flow = async (src: string, dst: string, proto: string, dport: number) => {
+      const out = await host.exec("conntrack", [
+        ...["-I", "-s", src, "-d", dst, "-p", proto, "--sport", "1000", "--dport", String(dport)],
+        ...["--timeout", "100", ...(proto === "tcp" ? ["--state", "ESTABLISHED"] : [])],
+      ]);
+      assertEquals(out.code, 0, out.stderr);
+    };
+    const flows = async () => {
+      const out = await host.exec("conntrack", ["-L", "-o", "extended"]);
+      return out.stdout.trim().split("\n").filter(Boolean)
+        .map((line) => {
+          const [family, , proto] = line.split(/\s+/);
+          return `${family} ${proto} ${/dport=(\d+)/.exec(line)![1]}`;
+        }).sort();
+    };
+    // Flows the mapped UDP host port might still steer to an earlier container (both families).
+    const stale = async () => {
+      await flow("192.0.2.1", "10.77.0.1", "udp", 5353);
+      await flow("2001:db8::1", "fd77::1", "udp", 5353);
+    };
+    // Flows it must not touch.
+    await flow("192.0.2.1", "10.77.0.1", "udp", 53);
+    await flow("192.0.2.1", "10.77.0.1", "tcp", 5353);
+    const extra = {
+      runtimeConfig: { portMappings: MAPPINGS.slice(0, 2) }, // 8080/tcp and 5353/udp
+      prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+    };
+    for (const command of ["ADD", "DEL"] as const) {
+      await stale();
+      assertEquals((await flows()).length, 4);
+      const out = await runOurs(host, pmCall(command, extra));
+      assertEquals(out.code, 0, out.stdout);
+      assertEquals(await flows(), ["ipv4 tcp 5353", "ipv4 udp 53"], command);
+    }
+  },
+});
+
+Deno.test({
   name: "portmap CHECK passes for dual stack after ADD and fails after DEL (kernel)",
   ignore: !ROOT,
   async fn() {
