@@ -5,11 +5,13 @@
  * (containernetworking/plugins #123).
  *
  * The kernel does the filtering where it can: one `IPCTNL_MSG_CT_DELETE`
- * per port with a `CTA_FILTER` on protocol and original destination port.
+ * per port with a `CTA_FILTER` on protocol and original destination port
+ * (TCP and UDP only: for other protocols the kernel's filter ignores the
+ * port and would flush them all).
  * That walk skips empty hash buckets without locking them and copies
  * nothing to user space (0.1-1 ms against 9-10 ms for a dump of an idle
  * table of 262144 buckets, whose walk locks every bucket, and more per
- * flow on a busy node). Kernels without filtered flushes (before 2024)
+ * flow on a busy node). Kernels without filtered flushes (before 6.12)
  * refuse the request, because it also carries a partial original tuple
  * that fails their exact-tuple parse (`EINVAL`) or the filter itself
  * (`EOPNOTSUPP`); they never read it as "flush everything". Then, like the
@@ -81,12 +83,23 @@ export interface ConntrackDeleteOptions {
   /** IP protocol number. @default {17} (UDP) */
   protocol?: number;
   /**
-   * Let the kernel filter (a filtered flush per port); false always dumps
-   * the table and filters here, as kernels before 2024 require.
+   * Let the kernel filter (a filtered flush per port) where it can; false
+   * always dumps the table and filters here, as kernels before 6.12 require.
    * @default {true}
    */
   kernelFilter?: boolean;
+  /**
+   * An open `NETLINK_NETFILTER` socket to send the requests on (the caller
+   * closes it); by default one is opened and closed here.
+   */
+  socket?: ConntrackSocket;
 }
+
+/** What {@linkcode deleteConntrackByDstPort} needs of a netlink socket. */
+export type ConntrackSocket = Pick<NetlinkSocket, "request">;
+
+// The kernel's filter compares ports only for these; for others it would ignore the port.
+const KERNEL_PORT_FILTER_PROTOCOLS: ReadonlySet<number> = new Set([IPPROTO.tcp, IPPROTO.udp]);
 
 function u32le(value: number): Uint8Array {
   const out = new Uint8Array(4);
@@ -124,8 +137,11 @@ export type ConntrackDeleteMethod = "filtered flush" | "dump";
 /**
  * Deletes the conntrack entries of one family whose original destination
  * port is in `ports` (protocol UDP unless given); returns how (undefined
- * for no ports). Entries that vanish in between are not an error.
+ * for no ports). Entries that vanish in between are not an error. The
+ * kernel filters for TCP and UDP only: its filter ignores the port of other
+ * protocols, so those are always dumped.
  *
+ * @throws {RangeError} for a port outside 0-65535.
  * @example Usage
  * ```ts ignore
  * deleteConntrackByDstPort([5353], { family: 4 });
@@ -136,10 +152,15 @@ export function deleteConntrackByDstPort(
   options: ConntrackDeleteOptions,
 ): ConntrackDeleteMethod | undefined {
   if (ports.length === 0) return undefined;
+  const bad = ports.find((port) => !Number.isInteger(port) || port < 0 || port > 0xffff);
+  if (bad !== undefined) throw new RangeError(`Invalid port ${bad}: must be 0-65535`);
   const protocol = options.protocol ?? IPPROTO.udp;
   const family = options.family === 4 ? AF_INET : AF_INET6;
-  using socket = NetlinkSocket.open({ protocol: NETLINK_NETFILTER, receiveTimeoutMs: 5000 });
-  if (options.kernelFilter !== false) {
+  using owned = options.socket === undefined
+    ? NetlinkSocket.open({ protocol: NETLINK_NETFILTER, receiveTimeoutMs: 5000 })
+    : undefined;
+  const socket = options.socket ?? owned!;
+  if (options.kernelFilter !== false && KERNEL_PORT_FILTER_PROTOCOLS.has(protocol)) {
     try {
       for (const port of new Set(ports)) {
         socket.request({
@@ -161,7 +182,7 @@ export function deleteConntrackByDstPort(
 }
 
 function deleteByDump(
-  socket: NetlinkSocket,
+  socket: ConntrackSocket,
   wanted: ReadonlySet<number>,
   protocol: number,
   family: number,
