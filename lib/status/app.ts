@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono, type TypedResponse } from "hono";
 import { CniError } from "../cni/error.ts";
 import type { NetworkConfigList } from "../runtime/conflist.ts";
 import { versionAtLeast } from "../cni/version.ts";
@@ -120,11 +120,12 @@ function buildApp(deps: StatusDeps) {
   // The big lists are rendered once per inventory read: requests within its TTL send the
   // same bytes (1000 attachments are a 1 MB body, 9 ms to render each time).
   const rendered = new WeakMap<Inventory, Map<string, Uint8Array<ArrayBuffer>>>();
-  const renderedJson = (
+  const cachedJson = <T>(
+    c: Context,
     inv: Inventory,
     key: string,
-    render: () => unknown,
-  ): Uint8Array<ArrayBuffer> => {
+    render: () => T,
+  ): Response & TypedResponse<T, 200, "json"> => {
     let bodies = rendered.get(inv);
     if (bodies === undefined) rendered.set(inv, bodies = new Map());
     let body = bodies.get(key);
@@ -132,9 +133,11 @@ function buildApp(deps: StatusDeps) {
       body = new TextEncoder().encode(JSON.stringify(render()));
       bodies.set(key, body);
     }
-    return body;
+    // Typed as c.json would type it, for typed clients (`hono/client`).
+    return c.body(body, 200, { "Content-Type": "application/json" }) as unknown as
+      & Response
+      & TypedResponse<T, 200, "json">;
   };
-  const JSON_TYPE = { "Content-Type": "application/json" };
 
   /** STATUS of one list, reused for `statusTtlMs`; concurrent callers share one run. */
   const statusOf = (list: NetworkConfigList): Promise<StatusJson> => {
@@ -238,8 +241,7 @@ function buildApp(deps: StatusDeps) {
         return c.json({ error: "invalid network name", name: network }, 400);
       }
       const inv = await inventory(network);
-      const body = renderedJson(inv, "leases", () => ({ leases: inv.leases, errors: inv.errors }));
-      return c.body(body, 200, JSON_TYPE);
+      return cachedJson(c, inv, "leases", () => ({ leases: inv.leases, errors: inv.errors }));
     })
     .get("/v1/attachments", async (c) => {
       const network = c.req.query("network");
@@ -247,12 +249,11 @@ function buildApp(deps: StatusDeps) {
         return c.json({ error: "invalid network name", name: network }, 400);
       }
       const inv = await inventory(network);
-      const body = renderedJson(inv, "attachments", () => ({
+      return cachedJson(c, inv, "attachments", () => ({
         attachments: inv.attachments.map(attachmentJson),
         staleLeases: inv.leases.filter((l) => l.stale),
         errors: inv.errors,
       }));
-      return c.body(body, 200, JSON_TYPE);
     })
     .get("/metrics", async (c) => {
       const inv = await inventory();
