@@ -302,7 +302,7 @@ Deno.test("inventoryTtlMs reuses one read of the state for a burst of requests",
   assertEquals(await count(), 9);
 });
 
-Deno.test("bodies rendered once per read stay per query and keep their JSON type", async () => {
+Deno.test("with an inventory TTL, list bodies stay per query, typed as JSON, and fresh after the TTL", async () => {
   await using fx = await statusFixture();
   let clock = 0;
   const app = createStatusApp({ ...fx.sources, now: () => clock, inventoryTtlMs: 1000 });
