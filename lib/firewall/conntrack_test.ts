@@ -36,28 +36,35 @@ Deno.test("deleteConntrackByDstPort() refuses ports outside 0-65535 before openi
   }
 });
 
-/** A namespace holding four flows: udp 5353, udp 53, tcp 5353 (IPv4) and udp 5353 (IPv6). */
-async function withFlows(
-  fn: (inNs: (cmd: string, args: string[]) => Promise<string>) => Promise<void>,
-) {
+type InNs = (cmd: string, args: string[]) => Promise<string>;
+/** Source, destination, protocol and destination port of a flow. */
+type Flow = [string, string, "udp" | "tcp" | "sctp", number];
+
+/** udp 5353, udp 53, tcp 5353 (IPv4) and udp 5353 (IPv6). */
+const FOUR_FLOWS: Flow[] = [
+  ["10.1.1.1", "10.2.2.2", "udp", 5353],
+  ["10.1.1.1", "10.2.2.2", "udp", 53],
+  ["10.1.1.1", "10.2.2.2", "tcp", 5353],
+  ["fd00::1", "fd00::2", "udp", 5353],
+];
+
+/** Runs `fn` in a fresh namespace holding `flows`. */
+async function withFlows(fn: (inNs: InNs) => Promise<void>, flows: Flow[] = FOUR_FLOWS) {
   await using ns = await createNetns("cbx-ct");
-  const inNs = (cmd: string, args: string[]) =>
-    mustSh("ip", ["netns", "exec", ns.name, cmd, ...args]);
-  const flow = (src: string, dst: string, proto: string, dport: number) =>
-    inNs("conntrack", [
+  const inNs: InNs = (cmd, args) => mustSh("ip", ["netns", "exec", ns.name, cmd, ...args]);
+  for (const [src, dst, proto, dport] of flows) {
+    await inNs("conntrack", [
       ...["-I", "-s", src, "-d", dst, "-p", proto, "--sport", "1000", "--dport", String(dport)],
-      ...["--timeout", "100", ...(proto === "tcp" ? ["--state", "ESTABLISHED"] : [])],
+      "--timeout",
+      "100",
+      ...(proto === "udp" ? [] : ["--state", "ESTABLISHED"]),
+      ...(proto === "sctp" ? ["--orig-vtag", "1", "--reply-vtag", "2"] : []),
     ]);
-  await flow("10.1.1.1", "10.2.2.2", "udp", 5353);
-  await flow("10.1.1.1", "10.2.2.2", "udp", 53);
-  await flow("10.1.1.1", "10.2.2.2", "tcp", 5353);
-  await flow("fd00::1", "fd00::2", "udp", 5353);
+  }
   await fn(inNs);
 }
 
-async function flowsLeft(
-  inNs: (cmd: string, args: string[]) => Promise<string>,
-): Promise<string[]> {
+async function flowsLeft(inNs: InNs): Promise<string[]> {
   const left = await inNs("conntrack", ["-L", "-o", "extended"]);
   return left.trim().split("\n").filter((line) => line !== "")
     .map((line) => `${line.split(/\s+/).slice(0, 3).join(" ")} ${/dport=(\d+)/.exec(line)![1]}`)
@@ -166,19 +173,12 @@ Deno.test({
   name: "SCTP flows are found by a dump: the kernel's filter would ignore their port (kernel)",
   ignore: !ROOT,
   async fn() {
-    await using ns = await createNetns("cbx-ct");
-    const inNs = (cmd: string, args: string[]) =>
-      mustSh("ip", ["netns", "exec", ns.name, cmd, ...args]);
-    for (const dport of ["5353", "53"]) {
-      await inNs("conntrack", [
-        ...["-I", "-s", "10.1.1.1", "-d", "10.2.2.2", "-p", "sctp", "--sport", "1000"],
-        ...["--dport", dport, "--timeout", "100", "--state", "ESTABLISHED"],
-        ...["--orig-vtag", "1", "--reply-vtag", "2"],
-      ]);
-    }
-    const script = `import { deleteConntrackByDstPort, IPPROTO } from "${MODULE}";
-      console.log(deleteConntrackByDstPort([5353], { family: 4, protocol: IPPROTO.sctp }));`;
-    assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "dump");
-    assertEquals(await flowsLeft(inNs), ["ipv4 2 sctp 53"]);
+    const sctp = (dport: number): Flow => ["10.1.1.1", "10.2.2.2", "sctp", dport];
+    await withFlows(async (inNs) => {
+      const script = `import { deleteConntrackByDstPort, IPPROTO } from "${MODULE}";
+        console.log(deleteConntrackByDstPort([5353], { family: 4, protocol: IPPROTO.sctp }));`;
+      assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "dump");
+      assertEquals(await flowsLeft(inNs), ["ipv4 2 sctp 53"]);
+    }, [sctp(5353), sctp(53)]);
   },
 });
