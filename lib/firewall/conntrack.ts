@@ -5,18 +5,18 @@
  * (containernetworking/plugins #123).
  *
  * The kernel does the filtering where it can: one `IPCTNL_MSG_CT_DELETE`
- * per port with a `CTA_FILTER` on protocol and original destination port
- * (TCP and UDP only: for other protocols the kernel's filter ignores the
- * port and would flush them all).
+ * per port with a `CTA_FILTER` on protocol and original destination port.
  * That walk skips empty hash buckets without locking them and copies
  * nothing to user space (0.1-1 ms against 9-10 ms for a dump of an idle
  * table of 262144 buckets, whose walk locks every bucket, and more per
- * flow on a busy node). Kernels without filtered flushes (before 6.12)
- * refuse the request, because it also carries a partial original tuple
- * that fails their exact-tuple parse (`EINVAL`) or the filter itself
- * (`EOPNOTSUPP`); they never read it as "flush everything". Then, like the
- * reference (vishvananda netlink's `ConntrackDeleteFilters`), the family's
- * table is dumped, filtered here and each match deleted by its tuple.
+ * flow on a busy node). Only TCP and UDP go this way: for other protocols
+ * the kernel's filter ignores the port and would flush them all. Kernels
+ * without filtered flushes (before 6.12) refuse the request, because it
+ * also carries a partial original tuple that fails their exact-tuple parse
+ * (`EINVAL`) or the filter itself (`EOPNOTSUPP`); they never read it as
+ * "flush everything". Then, like the reference (vishvananda netlink's
+ * `ConntrackDeleteFilters`), the family's table is dumped, filtered here
+ * and each match deleted by its tuple.
  *
  * In process: no `conntrack` binary is run. Requires `--allow-ffi` and
  * CAP_NET_ADMIN in the current network namespace.
