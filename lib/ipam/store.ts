@@ -142,7 +142,8 @@ export class DiskStore implements Disposable {
       throw goOsError("open", lockPath, error);
     }
     try {
-      await lock.lock(true);
+      // Synchronous when uncontended; only a wait goes through Deno's thread pool.
+      if (!lock.tryLockSync(true)) await lock.lock(true);
     } catch (error) {
       lock.close();
       throw goOsError("flock", lockPath, error);
