@@ -35,10 +35,16 @@ Deno.test("readNetworkLeases() reads IP-named regular files only, sorted, never 
     await Deno.writeTextFile(join(dir, "secret"), "top-secret\r\neth9");
     await Deno.symlink(join(dir, "secret"), join(net, "10.0.0.50"));
     await Deno.writeTextFile(join(net, "10.0.0.60"), "x".repeat(10_000)); // not a lease
+    await Deno.writeTextFile(join(net, "10.0.0.61"), "y".repeat(4097)); // one byte over the limit
+    await Deno.writeTextFile(join(net, "10.0.0.62"), `c3\r\n${"z".repeat(4092)}`); // at the limit
+    // A FIFO would block a reader that opened it: it must be skipped, not opened.
+    const fifo = await new Deno.Command("mkfifo", { args: [join(net, "10.0.0.70")] }).output();
+    assertEquals(fifo.code, 0);
     const leases = await readNetworkLeases(dir, "n1");
     assertEquals(leases.map((l) => [l.ip, l.containerId, l.ifname]), [
       ["10.0.0.9", "c1", "eth0"],
       ["10.0.0.10", "c2", "eth0"],
+      ["10.0.0.62", "c3", "z".repeat(4092)],
       ["fd00::5", "c1", "eth0"],
     ]);
     assertEquals(await readNetworkLeases(dir, "missing"), []);
