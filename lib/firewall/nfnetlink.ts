@@ -30,6 +30,22 @@ const NFTA_GEN_PROC_PID = 2;
 /** nft's family names and their `NFPROTO_*` numbers. */
 const NFPROTO: Record<string, number> = { inet: 1, ip: 2, arp: 3, netdev: 5, bridge: 7, ip6: 10 };
 
+// Closing an nfnetlink socket waits for nf_tables' deferred cleanup (an RCU grace period)
+// whenever a deletion was committed shortly before, by anyone, e.g. the `iptables-restore`
+// that bridge DEL runs next to its nftables check: 15-28 ms per close, measured. Query
+// sockets are therefore kept open for the process's life, one per network namespace.
+const querySockets = new Map<number, NetlinkSocket>();
+
+function querySocket(): NetlinkSocket {
+  const netns = Deno.statSync("/proc/thread-self/ns/net").ino ?? 0;
+  let socket = querySockets.get(netns);
+  if (socket === undefined) {
+    socket = NetlinkSocket.open({ protocol: NETLINK_NETFILTER });
+    querySockets.set(netns, socket);
+  }
+  return socket;
+}
+
 /**
  * Whether nftables table `family table` exists in the calling thread's
  * network namespace: the question `nft list table` answers, without a
@@ -38,10 +54,9 @@ const NFPROTO: Record<string, number> = { inet: 1, ip: 2, arp: 3, netdev: 5, bri
 export function nftTableExists(family: string, table: string): boolean {
   const proto = NFPROTO[family];
   if (proto === undefined) throw new RangeError(`Unknown nftables family "${family}"`);
-  using socket = NetlinkSocket.open({ protocol: NETLINK_NETFILTER });
   const name = new TextEncoder().encode(table + "\0");
   try {
-    socket.request({
+    querySocket().request({
       type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
       payload: Uint8Array.of(
         proto,

@@ -6,6 +6,7 @@ import { newgenPid } from "./nfnetlink.ts";
 const NFNETLINK = new URL("./nfnetlink.ts", import.meta.url).href;
 const EXEC = new URL("./exec.ts", import.meta.url).href;
 const SPAWN = new URL("../sys/spawn.ts", import.meta.url).href;
+const NETNS = new URL("../sys/netns.ts", import.meta.url).href;
 
 const u32be = (n: number) => new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
 
@@ -38,6 +39,30 @@ Deno.test({
     assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "false false");
     await inNs("nft", ["add", "table", "inet", "cbx_probe"]);
     assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "true false");
+  },
+});
+
+Deno.test({
+  name: "nftTableExists() keeps no answers and asks the calling thread's namespace (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using a = await createNetns("cbx-nfnl");
+    await using b = await createNetns("cbx-nfnl");
+    // One process: its query socket is reused, so it must not return old answers or
+    // answer for the namespace it was first opened in.
+    const script = `import { nftTableExists } from "${NFNETLINK}";
+      import { withNetns } from "${NETNS}";
+      const exists = () => nftTableExists("inet", "cbx_probe");
+      const seen = [exists()];
+      const made = new Deno.Command("nft", { args: ["add", "table", "inet", "cbx_probe"] }).outputSync();
+      seen.push(made.code === 0 && exists());
+      seen.push(withNetns("${b.path}", exists));
+      seen.push(exists());
+      console.log(seen.join(" "));`;
+    assertEquals(
+      (await inNetns(a.name)(Deno.execPath(), ["eval", script])).trim(),
+      "false true false true",
+    );
   },
 });
 
