@@ -19,6 +19,7 @@ import { NETLINK_NETFILTER } from "../netlink/consts.ts";
 import { NetlinkError } from "../netlink/error.ts";
 import { NetlinkSocket } from "../netlink/socket.ts";
 import { Errno } from "../sys/errno.ts";
+import { currentNetnsInode } from "../sys/netns_id.ts";
 
 // include/uapi/linux/netfilter/nfnetlink.h, nf_tables.h
 const NFNLGRP_NFTABLES = 7;
@@ -32,18 +33,21 @@ const NFPROTO: Record<string, number> = { inet: 1, ip: 2, arp: 3, netdev: 5, bri
 
 // Closing an nfnetlink socket waits for nf_tables' deferred cleanup (an RCU grace period)
 // whenever a deletion was committed shortly before, by anyone, e.g. the `iptables-restore`
-// that bridge DEL runs next to its nftables check: 15-28 ms per close, measured. Query
-// sockets are therefore kept open for the process's life, one per network namespace.
-const querySockets = new Map<number, NetlinkSocket>();
+// that bridge DEL runs next to its nftables check: 15-28 ms per close, measured. The query
+// socket of the namespace the process started in is therefore kept for the process's life.
+// Elsewhere (inside `withNetns`) a socket is used once: a kept one would pin its namespace.
+const homeNetns = currentNetnsInode();
+let homeSocket: NetlinkSocket | undefined;
 
-function querySocket(): NetlinkSocket {
-  const netns = Deno.statSync("/proc/thread-self/ns/net").ino ?? 0;
-  let socket = querySockets.get(netns);
-  if (socket === undefined) {
-    socket = NetlinkSocket.open({ protocol: NETLINK_NETFILTER });
-    querySockets.set(netns, socket);
+/** Runs `fn` with a NETLINK_NETFILTER socket of the calling thread's namespace. */
+function withQuerySocket<T>(fn: (socket: NetlinkSocket) => T): T {
+  const here = currentNetnsInode();
+  if (homeNetns !== undefined && here === homeNetns) {
+    homeSocket ??= NetlinkSocket.open({ protocol: NETLINK_NETFILTER });
+    return fn(homeSocket);
   }
-  return socket;
+  using socket = NetlinkSocket.open({ protocol: NETLINK_NETFILTER });
+  return fn(socket);
 }
 
 /**
@@ -56,17 +60,19 @@ export function nftTableExists(family: string, table: string): boolean {
   if (proto === undefined) throw new RangeError(`Unknown nftables family "${family}"`);
   const name = new TextEncoder().encode(table + "\0");
   try {
-    querySocket().request({
-      type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
-      payload: Uint8Array.of(
-        proto,
-        0,
-        0,
-        0,
-        ...encodeRawAttrs([{ type: NFTA_TABLE_NAME, data: name }]),
-      ),
-      op: `get nftables table ${family} ${table}`,
-    });
+    withQuerySocket((socket) =>
+      socket.request({
+        type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
+        payload: Uint8Array.of(
+          proto,
+          0,
+          0,
+          0,
+          ...encodeRawAttrs([{ type: NFTA_TABLE_NAME, data: name }]),
+        ),
+        op: `get nftables table ${family} ${table}`,
+      })
+    );
     return true;
   } catch (error) {
     if (error instanceof NetlinkError && error.errno === Errno.ENOENT) return false;
