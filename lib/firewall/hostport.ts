@@ -273,6 +273,29 @@ export function planSharedRepair(
   for (const [chain, rule] of shared) plan.dropExtraCopies(chain, rule);
 }
 
+/**
+ * Whether each shared rule {@linkcode planSharedRepair} repairs is there at
+ * most once, judged from what each rule of a chain jumps or goes to
+ * (`targetsOf(chain)`: one entry per rule, in order). Then a DEL can skip
+ * the listing that the repair needs. The mark chains hold one rule each when
+ * intact; more rules of any kind count as a possible copy.
+ */
+export function sharedRulesSingle(
+  targetsOf: (chain: string) => readonly (readonly string[])[],
+  options: HostportAddOptions & { snat: boolean },
+): boolean {
+  const jumps = (chain: string, target: string) =>
+    targetsOf(chain).filter((targets) => targets.includes(target)).length;
+  if (jumps("PREROUTING", HOSTPORT_DNAT_CHAIN) > 1) return false;
+  if (jumps("OUTPUT", HOSTPORT_DNAT_CHAIN) > 1) return false;
+  if (options.snat && options.markBit !== undefined) {
+    if (jumps("POSTROUTING", HOSTPORT_MASQ_CHAIN) > 1) return false;
+    if (targetsOf(HOSTPORT_SETMARK_CHAIN).length > 1) return false;
+    if (targetsOf(HOSTPORT_MASQ_CHAIN).length > 1) return false;
+  }
+  return true;
+}
+
 /** What a teardown found in the chains it removed. */
 export interface HostportTeardown {
   /** Whether a container chain (current or legacy) existed. */

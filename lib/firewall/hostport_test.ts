@@ -14,6 +14,7 @@ import {
   planHostportAdd,
   planHostportDel,
   type PortMapping,
+  sharedRulesSingle,
 } from "./hostport.ts";
 
 const golden = (name: string) =>
@@ -216,4 +217,34 @@ Deno.test("nftHostportAdd() deletes the container's earlier rules first", () => 
   const add = lines.findIndex((l) => l.startsWith("add rule ip cni_hostport hostports tcp"));
   assertEquals(del !== -1 && del < add, true);
   assertEquals(lines.some((l) => l.includes("masquerading")), false);
+});
+
+Deno.test("sharedRulesSingle() is false as soon as one shared rule may be doubled", () => {
+  const intact: Record<string, string[][]> = {
+    PREROUTING: [["DOCKER"], ["CNI-HOSTPORT-DNAT"]],
+    OUTPUT: [["CNI-HOSTPORT-DNAT"]],
+    POSTROUTING: [["CNI-HOSTPORT-MASQ"], ["CNI-0123"], ["CNI-4567"], []],
+    "CNI-HOSTPORT-SETMARK": [[]],
+    "CNI-HOSTPORT-MASQ": [[]],
+  };
+  const single = (
+    chains: Record<string, string[][]>,
+    snat = true,
+    markBit: number | undefined = 13,
+  ) => sharedRulesSingle((chain) => chains[chain] ?? [], { snat, markBit });
+  assertEquals(single(intact), true);
+  assertEquals(single({}), true); // a node without any of them
+  const doubled = (chain: string, rule: string[]) => ({
+    ...intact,
+    [chain]: [...intact[chain], rule],
+  });
+  assertEquals(single(doubled("PREROUTING", ["CNI-HOSTPORT-DNAT"])), false);
+  assertEquals(single(doubled("OUTPUT", ["CNI-HOSTPORT-DNAT"])), false);
+  assertEquals(single(doubled("POSTROUTING", ["CNI-HOSTPORT-MASQ"])), false);
+  assertEquals(single(doubled("CNI-HOSTPORT-SETMARK", [])), false);
+  assertEquals(single(doubled("CNI-HOSTPORT-MASQ", [])), false);
+  // Without snat, or with an external mark chain, the mark rules are not repaired: not looked at.
+  assertEquals(single(doubled("CNI-HOSTPORT-MASQ", []), false), true);
+  const external = doubled("POSTROUTING", ["CNI-HOSTPORT-MASQ"]);
+  assertEquals(sharedRulesSingle((chain) => external[chain] ?? [], { snat: true }), true);
 });

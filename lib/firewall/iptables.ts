@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { type Execer, FirewallToolError } from "./exec.ts";
+import { type Execer, findCommand, FirewallToolError } from "./exec.ts";
 
 /** IP family of an iptables command: 4 (`iptables`) or 6 (`ip6tables`). */
 export type Family = 4 | 6;
@@ -292,6 +292,22 @@ export interface IptablesOptions {
 
 function tool(family: Family, name: "save" | "restore"): string {
   return `${family === 4 ? "iptables" : "ip6tables"}-${name}`;
+}
+
+/**
+ * Whether the family's `iptables-restore` writes nf_tables (iptables-nft),
+ * judged by what it resolves to: `xtables-nft-multi` or `ip(6)tables-nft-restore`.
+ * False when that cannot be told (not installed, a wrapper script): then
+ * rules can only be read by listing them with the tool.
+ */
+export function usesNftables(family: Family): boolean {
+  const path = findCommand(tool(family, "restore"));
+  if (path === undefined) return false;
+  try {
+    return /\/(xtables-nft-multi|ip6?tables-nft-restore)$/.test(Deno.realPathSync(path));
+  } catch {
+    return false;
+  }
 }
 
 /**

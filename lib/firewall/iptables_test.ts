@@ -177,3 +177,25 @@ Deno.test({
     );
   },
 });
+
+Deno.test("usesNftables() follows the restore tool's links to the nft or legacy binary", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cbx-ipt-" });
+  try {
+    for (const name of ["xtables-nft-multi", "xtables-legacy-multi"]) {
+      await Deno.writeTextFile(`${dir}/${name}`, "", { mode: 0o755 });
+    }
+    await Deno.symlink(`${dir}/xtables-nft-multi`, `${dir}/iptables-nft-restore`);
+    await Deno.symlink(`${dir}/iptables-nft-restore`, `${dir}/iptables-restore`); // like alternatives
+    await Deno.symlink(`${dir}/xtables-legacy-multi`, `${dir}/ip6tables-restore`);
+    // A fresh process: tools are looked up in PATH once per process.
+    const script = `import { usesNftables } from "${
+      new URL("./iptables.ts", import.meta.url).href
+    }";
+      console.log(JSON.stringify([usesNftables(4), usesNftables(6)]));`;
+    const out = await sh(Deno.execPath(), ["eval", script], { env: { PATH: dir } });
+    assertEquals(out.code, 0, out.stderr);
+    assertEquals(JSON.parse(out.stdout), [true, false]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

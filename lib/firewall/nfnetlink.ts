@@ -14,8 +14,8 @@
  *
  * @module
  */
-import { decodeRawAttrs, encodeRawAttrs } from "../netlink/codec.ts";
-import { NETLINK_NETFILTER } from "../netlink/consts.ts";
+import { decodeRawAttrs, encodeRawAttrs, type RawAttr } from "../netlink/codec.ts";
+import { NETLINK_NETFILTER, NLM_F_DUMP } from "../netlink/consts.ts";
 import { NetlinkError } from "../netlink/error.ts";
 import { NetlinkSocket } from "../netlink/socket.ts";
 import { Errno } from "../sys/errno.ts";
@@ -25,8 +25,22 @@ import { currentNetnsInode } from "../sys/netns_id.ts";
 const NFNLGRP_NFTABLES = 7;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_GETTABLE = 1;
+const NFT_MSG_NEWRULE = 6;
+const NFT_MSG_GETRULE = 7;
 const NFT_MSG_NEWGEN = 15;
 const NFTA_TABLE_NAME = 1;
+const NFTA_RULE_TABLE = 1;
+const NFTA_RULE_CHAIN = 2;
+const NFTA_RULE_EXPRESSIONS = 4;
+const NFTA_LIST_ELEM = 1;
+const NFTA_EXPR_NAME = 1;
+const NFTA_EXPR_DATA = 2;
+const NFTA_IMMEDIATE_DATA = 2;
+const NFTA_DATA_VERDICT = 2;
+const NFTA_VERDICT_CODE = 1;
+const NFTA_VERDICT_CHAIN = 2;
+const NFT_JUMP = -3;
+const NFT_GOTO = -4;
 const NFTA_GEN_PROC_PID = 2;
 /** nft's family names and their `NFPROTO_*` numbers. */
 const NFPROTO: Record<string, number> = { inet: 1, ip: 2, arp: 3, netdev: 5, bridge: 7, ip6: 10 };
@@ -78,6 +92,80 @@ export function nftTableExists(family: string, table: string): boolean {
     if (error instanceof NetlinkError && error.errno === Errno.ENOENT) return false;
     throw error;
   }
+}
+
+/**
+ * The chains each rule of `family table chain` jumps or goes to, in rule
+ * order (one entry per rule, empty for a rule with no such verdict), as
+ * nf_tables holds them: rules that `iptables-nft` wrote, not those of the
+ * legacy backend. `[]` when the table or chain does not exist.
+ */
+export function nftRuleTargets(family: string, table: string, chain: string): string[][] {
+  const proto = NFPROTO[family];
+  if (proto === undefined) throw new RangeError(`Unknown nftables family "${family}"`);
+  const encoder = new TextEncoder();
+  let messages;
+  try {
+    messages = withQuerySocket((socket) =>
+      socket.request({
+        type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE,
+        flags: NLM_F_DUMP,
+        payload: Uint8Array.of(
+          proto,
+          0,
+          0,
+          0,
+          ...encodeRawAttrs([
+            { type: NFTA_RULE_TABLE, data: encoder.encode(table + "\0") },
+            { type: NFTA_RULE_CHAIN, data: encoder.encode(chain + "\0") },
+          ]),
+        ),
+        op: `list nftables rules of ${family} ${table} ${chain}`,
+      })
+    );
+  } catch (error) {
+    if (error instanceof NetlinkError && error.errno === Errno.ENOENT) return [];
+    throw error;
+  }
+  return messages
+    .filter((m) => m.header.type === ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE))
+    .map((m) => ruleTargets(m.payload));
+}
+
+const attrType = (attr: RawAttr) => attr.type & 0x3fff;
+const IMMEDIATE = new TextEncoder().encode("immediate\0");
+const textDecoder = new TextDecoder();
+const cString = (data: Uint8Array) => {
+  const end = data.indexOf(0);
+  return textDecoder.decode(end === -1 ? data : data.subarray(0, end));
+};
+const isImmediate = (name: Uint8Array) =>
+  name.length === IMMEDIATE.length && name.every((byte, i) => byte === IMMEDIATE[i]);
+
+/** The jump and goto targets of one `NFT_MSG_NEWRULE` payload (nfgenmsg + attributes). */
+export function ruleTargets(payload: Uint8Array): string[] {
+  const targets: string[] = [];
+  const expressions = decodeRawAttrs(payload.subarray(4))
+    .find((attr) => attrType(attr) === NFTA_RULE_EXPRESSIONS);
+  for (const element of decodeRawAttrs(expressions?.data ?? new Uint8Array())) {
+    if (attrType(element) !== NFTA_LIST_ELEM) continue;
+    const parts = decodeRawAttrs(element.data);
+    const name = parts.find((attr) => attrType(attr) === NFTA_EXPR_NAME);
+    // Only `immediate` expressions carry verdicts; matches and targets are skipped unread.
+    if (name === undefined || !isImmediate(name.data)) continue;
+    const data = parts.find((attr) => attrType(attr) === NFTA_EXPR_DATA);
+    const value = decodeRawAttrs(data?.data ?? new Uint8Array())
+      .find((attr) => attrType(attr) === NFTA_IMMEDIATE_DATA);
+    const verdict = decodeRawAttrs(value?.data ?? new Uint8Array())
+      .find((attr) => attrType(attr) === NFTA_DATA_VERDICT);
+    const fields = decodeRawAttrs(verdict?.data ?? new Uint8Array());
+    const code = fields.find((attr) => attrType(attr) === NFTA_VERDICT_CODE);
+    const target = fields.find((attr) => attrType(attr) === NFTA_VERDICT_CHAIN);
+    if (code === undefined || code.data.length !== 4 || target === undefined) continue;
+    const verdictCode = new DataView(code.data.buffer, code.data.byteOffset, 4).getInt32(0); // BE
+    if (verdictCode === NFT_JUMP || verdictCode === NFT_GOTO) targets.push(cString(target.data));
+  }
+  return targets;
 }
 
 /** The pid a `NFT_MSG_NEWGEN` payload (nfgenmsg + attributes) names, if any. */

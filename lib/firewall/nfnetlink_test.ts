@@ -1,7 +1,7 @@
 import { assertEquals } from "@std/assert";
 import { encodeRawAttrs } from "../netlink/codec.ts";
 import { createNetns, mustSh, ROOT } from "../testing/netns.ts";
-import { newgenPid } from "./nfnetlink.ts";
+import { newgenPid, ruleTargets } from "./nfnetlink.ts";
 
 const NFNETLINK = new URL("./nfnetlink.ts", import.meta.url).href;
 const EXEC = new URL("./exec.ts", import.meta.url).href;
@@ -113,6 +113,83 @@ Deno.test({
     assertEquals(
       (await inNs("unshare", ["--pid", "--fork", Deno.execPath(), "eval", where])).trim(),
       "false",
+    );
+  },
+});
+
+/** An `NFT_MSG_NEWRULE` payload whose expressions are `exprs` ([name, data attributes]). */
+function ruleMessage(exprs: [string, Uint8Array][]): Uint8Array {
+  const text = (value: string) => new TextEncoder().encode(value + "\0");
+  const nested = 0x8000;
+  const list = exprs.map(([name, data]) => ({
+    type: 1 | nested, // NFTA_LIST_ELEM
+    data: encodeRawAttrs([{ type: 1, data: text(name) }, { type: 2 | nested, data }]),
+  }));
+  return Uint8Array.of(
+    2,
+    0,
+    0,
+    0,
+    ...encodeRawAttrs([
+      { type: 1, data: text("nat") }, // NFTA_RULE_TABLE
+      { type: 2, data: text("PREROUTING") }, // NFTA_RULE_CHAIN
+      { type: 4 | nested, data: encodeRawAttrs(list) }, // NFTA_RULE_EXPRESSIONS
+    ]),
+  );
+}
+
+/** `immediate` expression data holding a verdict (code, and chain for jump/goto). */
+function verdict(code: number, chain?: string): Uint8Array {
+  const nested = 0x8000;
+  const fields = [{ type: 1, data: u32be(code >>> 0) }];
+  if (chain) fields.push({ type: 2, data: new TextEncoder().encode(chain + "\0") });
+  const data = encodeRawAttrs([{ type: 2 | nested, data: encodeRawAttrs(fields) }]); // NFTA_DATA_VERDICT
+  return encodeRawAttrs([
+    { type: 1, data: u32be(0) }, // NFTA_IMMEDIATE_DREG: the verdict register
+    { type: 2 | nested, data }, // NFTA_IMMEDIATE_DATA
+  ]);
+}
+
+Deno.test("ruleTargets() reads the chains a rule jumps or goes to, and nothing else", () => {
+  const match = new Uint8Array(8); // an `xt match` expression's data: not a verdict
+  assertEquals(ruleTargets(ruleMessage([["match", match], ["immediate", verdict(-3, "CNI-A")]])), [
+    "CNI-A",
+  ]);
+  assertEquals(ruleTargets(ruleMessage([["immediate", verdict(-4, "CNI-B")]])), ["CNI-B"]);
+  // ACCEPT (1), DROP (0), RETURN (-5) carry no chain; a `target` expression is not a jump.
+  assertEquals(ruleTargets(ruleMessage([["immediate", verdict(1)]])), []);
+  assertEquals(ruleTargets(ruleMessage([["immediate", verdict(-5)]])), []);
+  assertEquals(ruleTargets(ruleMessage([["target", match]])), []);
+  assertEquals(ruleTargets(Uint8Array.of(2, 0, 0, 0)), []);
+});
+
+Deno.test({
+  name: "nftRuleTargets() lists what the rules iptables-nft wrote jump to (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using ns = await createNetns("cbx-nfnl");
+    const inNs = inNetns(ns.name);
+    await mustSh("ip", [
+      "netns",
+      "exec",
+      ns.name,
+      "sh",
+      "-c",
+      [
+        "iptables -t nat -N CBX-A",
+        "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j CBX-A",
+        "iptables -t nat -A PREROUTING -p tcp -j ACCEPT",
+        "iptables -t nat -A PREROUTING -g CBX-A",
+      ].join(" && "),
+    ]);
+    const script = `import { nftRuleTargets } from "${NFNETLINK}";
+      console.log(JSON.stringify([
+        nftRuleTargets("ip", "nat", "PREROUTING"), nftRuleTargets("ip", "nat", "OUTPUT"),
+        nftRuleTargets("ip", "nat", "CBX-NONE"), nftRuleTargets("ip6", "nat", "PREROUTING"),
+      ]));`;
+    assertEquals(
+      JSON.parse(await inNs(Deno.execPath(), ["eval", script])),
+      [[["CBX-A"], [], ["CBX-A"]], [], [], []],
     );
   },
 });
