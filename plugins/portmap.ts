@@ -6,12 +6,16 @@
  * `CNI-HOSTPORT-DNAT` + a `CNI-DN-<hash>` chain per container) and the
  * nftables backend (`cni_hostport` tables).
  *
- * Better than the reference: ADD lists only `CNI-HOSTPORT-DNAT` and applies
+ * Better than the reference: on an intact node ADD lists nothing and applies
  * everything with one `iptables-restore` per family, the shared rules
- * guarded with `-C` (the whole nat table is listed only on a node's first
- * ADD or when a shared rule is missing); the reference lists the whole nat
- * table four times per ADD and runs ~19 processes, so its ADD slows as
- * containers accumulate. DEL lists the nat table once. All validation
+ * guarded with `-C` (`CNI-HOSTPORT-DNAT`, or the whole nat table, is listed
+ * only on a node's first ADD or when a shared rule is missing); the
+ * reference lists the whole nat table four times per ADD and runs ~19
+ * processes, so its ADD slows as containers accumulate. DEL lists nothing
+ * either when it knows the mappings and nf_tables shows each shared rule
+ * once: one restore deletes exactly what ADD made and is refused otherwise;
+ * else it lists the nat table once and also leaves one copy of shared rules
+ * that a racing reference plugin doubled. All validation
  * happens before anything changes (ports 1-65535, tcp/udp/sctp, host IPs);
  * DEL cleans up without `portMappings` (the chain is found by its hash) and
  * also flushes UDP conntrack entries; CHECK looks only at the families the
@@ -30,20 +34,33 @@ import { formatChainName } from "../lib/firewall/chain_name.ts";
 import { defaultExecer, type Execer, findCommand } from "../lib/firewall/exec.ts";
 import {
   checkHostport,
+  dnatEntryRules,
+  dnatRules,
+  HOSTPORT_DNAT_CHAIN,
   HOSTPORT_SETMARK_CHAIN,
   type HostportSpec,
   NFT_HOSTPORT_TABLE,
   NFT_OWNED_CHAINS,
   nftFamilyOf,
   nftHostportAdd,
+  OLD_HOSTPORT_SNAT_CHAIN,
   planHostportAdd,
   planHostportAddScoped,
   planHostportDel,
   planSharedRepair,
   type PortMapping,
   SCOPED_ADD_CHAINS,
+  sharedRulesSingle,
 } from "../lib/firewall/hostport.ts";
-import { commentOwners, type Family, readTable, RestoreBatch } from "../lib/firewall/iptables.ts";
+import {
+  commentOwners,
+  type Family,
+  readTable,
+  renderRule,
+  RestoreBatch,
+  usesNftables,
+} from "../lib/firewall/iptables.ts";
+import { nftRuleTargets } from "../lib/firewall/nfnetlink.ts";
 import { applyNft, listNftTable, NftError, NftTransaction } from "../lib/firewall/nft.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
 import { transact } from "../lib/firewall/transaction.ts";
@@ -308,6 +325,11 @@ export interface PortmapDeps {
   flushConntrack?: (ports: number[], family: Family) => Promise<void>;
   /** Sets `route_localnet=1` on the interface routing to an IPv4 container address. */
   enableRouteLocalnet?: (address: IpAddress) => Promise<void>;
+  /**
+   * Whether each shared rule DEL repairs is there at most once, so DEL can
+   * skip its listing (false: cannot tell). @default {an nf_tables query}
+   */
+  sharedRulesSingle?: (family: Family, repair: { snat: boolean; markBit?: number }) => boolean;
 }
 
 async function defaultFlushConntrack(ports: number[], family: Family): Promise<void> {
@@ -319,6 +341,22 @@ async function defaultFlushConntrack(ports: number[], family: Family): Promise<v
 async function defaultEnableRouteLocalnet(address: IpAddress): Promise<void> {
   const name = routingInterface(address, await Deno.readTextFile("/proc/net/route"));
   if (name) writeSysctl(`net/ipv4/conf/${name}/route_localnet`, "1");
+}
+
+/**
+ * Whether nf_tables shows each shared rule of the family at most once (see
+ * `sharedRulesSingle`); false when it cannot tell (legacy backend, no nfnetlink).
+ */
+function defaultSharedRulesSingle(
+  family: Family,
+  repair: { snat: boolean; markBit?: number },
+): boolean {
+  if (!usesNftables(family)) return false;
+  try {
+    return sharedRulesSingle((chain) => nftRuleTargets(nftFamilyOf(family), "nat", chain), repair);
+  } catch {
+    return false;
+  }
 }
 
 function udpPorts(mappings: readonly PortMapping[]): number[] {
@@ -334,6 +372,7 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
   const execer = () => deps.execer ?? defaultExecer();
   const flushConntrack = deps.flushConntrack ?? defaultFlushConntrack;
   const enableRouteLocalnet = deps.enableRouteLocalnet ?? defaultEnableRouteLocalnet;
+  const sharedRulesSingleNow = deps.sharedRulesSingle ?? defaultSharedRulesSingle;
   const tx = { lockPath: deps.lockPath };
 
   async function specs(conf: PortmapConf, args: CmdArgs): Promise<Map<Family, HostportSpec>> {
@@ -355,20 +394,55 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
     return out;
   }
 
+  /**
+   * Removes the container's chains. `repair` also leaves one copy of doubled
+   * shared rules. With `expected` (the container's specs, from the
+   * runtime's mappings and prevResult), a family whose shared rules nf_tables
+   * shows single is torn down without a listing: the batch deletes the entry
+   * rules and chain ADD made, and is refused if anything differs (other
+   * mappings, a leftover legacy chain), which then lists the table after all.
+   */
   async function iptablesTeardown(
     args: CmdArgs,
-    only?: Family[],
-    repair?: { snat: boolean; markBit?: number },
+    options: {
+      only?: Family[];
+      repair?: { snat: boolean; markBit?: number };
+      expected?: Map<Family, HostportSpec>;
+    } = {},
   ): Promise<Map<Family, number[]>> {
+    const { only, repair, expected } = options;
     const chain = await formatChainName(args.conf.name, args.containerId, { prefix: "DN-" });
     const legacyChain = await formatChainName(args.conf.name, args.containerId, { prefix: "SN-" });
     const flushed = new Map<Family, number[]>();
+    const teardown = (plan: TablePlan, family: Family) => {
+      const found = planHostportDel(plan, { chain, legacyChain });
+      if (found.removed) flushed.set(family, found.udpPorts);
+      else flushed.delete(family); // an earlier, refused try planned otherwise
+    };
     const outcomes = await transact("nat", (plan, family) => {
-      const teardown = planHostportDel(plan, { chain, legacyChain });
-      if (teardown.removed) flushed.set(family, teardown.udpPorts);
+      teardown(plan, family);
       // ADD does not read the shared rules (it guards them), so DEL repairs doubled ones.
       if (repair) planSharedRepair(plan, repair);
-    }, { ...tx, execer: execer(), families: only ?? [4, 6], tolerateUnusable: true });
+    }, {
+      ...tx,
+      execer: execer(),
+      families: only ?? [4, 6],
+      tolerateUnusable: true,
+      unlisted: {
+        assume: (family) => {
+          const spec = expected?.get(family);
+          if (spec === undefined || spec.chain !== chain) return undefined;
+          // The repair's listing is needed only where a shared rule may be doubled.
+          if (repair && !sharedRulesSingleNow(family, repair)) return undefined;
+          return new Map([
+            [HOSTPORT_DNAT_CHAIN, dnatEntryRules(spec).map(renderRule)],
+            [chain, dnatRules(spec).map(renderRule)],
+            [OLD_HOSTPORT_SNAT_CHAIN, []], // none of its jumps lead to our legacy chain
+          ]);
+        },
+        build: teardown,
+      },
+    });
     const unusable = outcomes.filter((o) => o.unusable);
     if (unusable.length === outcomes.length && unusable.length > 0) {
       const why = (f: Family) =>
@@ -457,7 +531,7 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
             });
           } catch (error) {
             // One family may have succeeded; leave nothing half-done behind.
-            await iptablesTeardown(args, [...perFamily.keys()]).catch(() => {});
+            await iptablesTeardown(args, { only: [...perFamily.keys()] }).catch(() => {});
             throw error;
           }
         }
@@ -494,9 +568,13 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
       }
       // The chain is named by network and container, so no portMappings are needed to find it.
       const known = families(conf);
-      const flushed = await iptablesTeardown(args, known.length > 0 ? known : undefined, {
-        snat: conf.snat,
-        markBit: conf.externalSetMarkChain === undefined ? conf.markBit : undefined,
+      const flushed = await iptablesTeardown(args, {
+        only: known.length > 0 ? known : undefined,
+        repair: {
+          snat: conf.snat,
+          markBit: conf.externalSetMarkChain === undefined ? conf.markBit : undefined,
+        },
+        expected: conf.mappings.length > 0 ? await specs(conf, args) : undefined,
       });
       for (const [family, ports] of flushed) {
         const udp = [...new Set([...ports, ...udpPorts(conf.mappings)])];

@@ -100,6 +100,8 @@ function fakeDeps(listings: Partial<Record<Family, string>> = {}): PortmapDeps &
     localnet,
     lockPath: "",
     probe: { iptables: () => true, nftables: () => true },
+    // Not known to be single: DEL lists (each test that wants the unlisted DEL says so).
+    sharedRulesSingle: () => false,
     flushConntrack: (ports, family) => {
       flushed.push([ports, family]);
       return Promise.resolve();
@@ -351,6 +353,73 @@ Deno.test("portmap DEL finds the chain by hash without portMappings or prevResul
 Deno.test("portmap DEL with a v4-only prevResult reads only the IPv4 table", async () => {
   const deps = fakeDeps();
   await portmapFuncs(deps).del(cmdArgs("DEL", conf({ prevResult: prevResult(["10.0.0.2/24"]) })));
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables"]);
+});
+
+Deno.test("portmap DEL on an intact node lists nothing: one restore removes what ADD made", async () => {
+  const deps = { ...fakeDeps(), sharedRulesSingle: () => true };
+  const config = conf({
+    runtimeConfig: { portMappings: MAPPINGS.filter((m) => !m.hostIP?.includes(":")) },
+    prevResult: prevResult(["10.77.0.3/24"]),
+  });
+  await portmapFuncs(deps).add(cmdArgs("ADD", config));
+  const added = deps.execer.calls.find((c) => c.cmd === "iptables-restore")!.stdin!;
+  deps.execer.calls.length = 0;
+  deps.flushed.length = 0;
+  await portmapFuncs(deps).del(cmdArgs("DEL", config));
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables-restore"]);
+  const removed = deps.execer.calls[0].stdin!;
+  // Every entry rule ADD appended to CNI-HOSTPORT-DNAT is deleted with the same text.
+  const entries = (text: string, op: string) =>
+    text.split("\n").filter((l) => l.startsWith(`${op} CNI-HOSTPORT-DNAT `)).map((l) => l.slice(3));
+  assertEquals(entries(removed, "-D"), entries(added, "-A"));
+  const chain = /^-A (CNI-DN-[0-9a-f]+) /m.exec(added)![1];
+  assertStringIncludes(removed, `-F ${chain}\n-X ${chain}\n`);
+  // The legacy chain is declared and deleted: the batch fails if a jump still leads to it.
+  const legacy = chain.replace("CNI-DN-", "CNI-SN-");
+  assertStringIncludes(removed, `:${legacy} - [0:0]\n`);
+  assertStringIncludes(removed, `-X ${legacy}\n`);
+  assertEquals(deps.flushed, [[[5353], 4]]);
+});
+
+Deno.test("portmap DEL lists the table after all when the unlisted batch is refused", async () => {
+  const listing = golden("portmap_reference_v4.save");
+  const deps = { ...fakeDeps({ 4: listing }), sharedRulesSingle: () => true };
+  // Like the kernel when ADD ran with other mappings: the entry rules to delete are not there.
+  const execer = new RecordingExecer((call: ExecCall) =>
+    call.args.includes("-S")
+      ? { code: 0, stdout: listing, stderr: "" }
+      : /\n-D CNI-HOSTPORT-DNAT .*--dports 1234,/.test(call.stdin ?? "")
+      ? { code: 1, stdout: "", stderr: "iptables-restore: line 2 failed\n" }
+      : { code: 0, stdout: "", stderr: "" }
+  );
+  const config = conf({
+    runtimeConfig: {
+      portMappings: [{ hostPort: 1234, containerPort: 80, protocol: "tcp" }, ...MAPPINGS],
+    },
+    prevResult: prevResult(["10.77.0.3/24"]),
+  });
+  await portmapFuncs({ ...deps, execer }).del(cmdArgs("DEL", config));
+  assertEquals(execer.calls.map((c) => c.cmd), [
+    "iptables-restore",
+    "iptables",
+    "iptables-restore",
+  ]);
+  assertEquals(execer.calls[2].stdin, golden("portmap_del_v4.rules"));
+});
+
+Deno.test("portmap DEL lists the table where a shared rule may be doubled", async () => {
+  const asked: Family[] = [];
+  const deps = {
+    ...fakeDeps(),
+    sharedRulesSingle: (family: Family) => (asked.push(family), false),
+  };
+  const config = conf({
+    runtimeConfig: { portMappings: MAPPINGS },
+    prevResult: prevResult(["10.77.0.3/24"]),
+  });
+  await portmapFuncs(deps).del(cmdArgs("DEL", config));
+  assertEquals(asked, [4]);
   assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables"]);
 });
 
@@ -793,6 +862,52 @@ Deno.test({
       JSON.parse(after.stdout).msg,
       "could not check ipv4 dnat: chain CNI-DN-70a29d9dc18bc4d652ea5 not found",
     );
+  },
+});
+
+const DNAT_JUMP = [
+  "-A",
+  "PREROUTING",
+  "-m",
+  "addrtype",
+  "--dst-type",
+  "LOCAL",
+  "-j",
+  "CNI-HOSTPORT-DNAT",
+];
+
+Deno.test({
+  name:
+    "portmap DEL after ADD lists nothing where the shared rules are single, and repairs a doubled one (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    const extra = {
+      runtimeConfig: { portMappings: MAPPINGS },
+      prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+    };
+    const before = await saves(host);
+    const listings = (calls: ExecCall[]) =>
+      calls.filter((c) => !c.cmd.endsWith("-restore")).map((c) => c.cmd);
+    assertEquals((await runOurs(host, pmCall("ADD", extra))).code, 0);
+    const shared = await saves(host);
+    const del = await runOurs(host, pmCall("DEL", extra));
+    assertEquals(del.code, 0, del.stderr);
+    assertEquals(listings(del.calls), []);
+    assertEquals(del.calls.map((c) => c.cmd).sort(), ["ip6tables-restore", "iptables-restore"]);
+    const after = await saves(host);
+    assert(!/CNI-DN-|CNI-SN-|dnat name/.test(after), after);
+    assert(after !== before, "the shared chains stay, as the reference leaves them");
+
+    // A racing writer doubled PREROUTING's jump: the DEL lists IPv4 and leaves one copy.
+    assertEquals((await runOurs(host, pmCall("ADD", extra))).code, 0);
+    await host.exec("iptables", ["-t", "nat", ...DNAT_JUMP]);
+    const repaired = await runOurs(host, pmCall("DEL", extra));
+    assertEquals(repaired.code, 0, repaired.stderr);
+    assertEquals(listings(repaired.calls), ["iptables"]);
+    assertEquals(await saves(host), after);
+    // The copy added by hand is the one the plugin made.
+    assertStringIncludes(shared, `\n${DNAT_JUMP.join(" ")}\n`);
   },
 });
 
