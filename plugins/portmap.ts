@@ -444,6 +444,8 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
       },
     });
     const unusable = outcomes.filter((o) => o.unusable);
+    // A family that could not be listed after a refused unlisted try removed nothing.
+    for (const outcome of unusable) flushed.delete(outcome.family);
     if (unusable.length === outcomes.length && unusable.length > 0) {
       const why = (f: Family) =>
         outcomes.find((o) => o.family === f)?.unusable?.message ?? "not tried";

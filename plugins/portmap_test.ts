@@ -408,6 +408,29 @@ Deno.test("portmap DEL lists the table after all when the unlisted batch is refu
   assertEquals(execer.calls[2].stdin, golden("portmap_del_v4.rules"));
 });
 
+Deno.test("portmap DEL flushes no conntrack for a family whose refused batch left it unlistable", async () => {
+  const deps = { ...fakeDeps(), sharedRulesSingle: () => true };
+  const execer = new RecordingExecer((call: ExecCall) => {
+    if (call.cmd.endsWith("-restore")) return { code: 1, stdout: "", stderr: "line 2 failed\n" };
+    if (call.cmd === "ip6tables") {
+      return { code: 1, stdout: "", stderr: "table `nat' is incompatible" };
+    }
+    return { code: 0, stdout: EMPTY_NAT, stderr: "" }; // IPv4: no chain of ours
+  });
+  const config = conf({
+    runtimeConfig: { portMappings: MAPPINGS.filter((m) => !m.hostIP) },
+    prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+  });
+  await portmapFuncs({ ...deps, execer }).del(cmdArgs("DEL", config));
+  assertEquals(execer.calls.map((c) => c.cmd).sort(), [
+    "ip6tables",
+    "ip6tables-restore",
+    "iptables",
+    "iptables-restore",
+  ]);
+  assertEquals(deps.flushed, []);
+});
+
 Deno.test("portmap DEL lists the table where a shared rule may be doubled", async () => {
   const asked: Family[] = [];
   const deps = {
