@@ -411,8 +411,10 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
     } = {},
   ): Promise<Map<Family, number[]>> {
     const { only, repair, expected } = options;
-    const chain = await formatChainName(args.conf.name, args.containerId, { prefix: "DN-" });
-    const legacyChain = await formatChainName(args.conf.name, args.containerId, { prefix: "SN-" });
+    const [chain, legacyChain] = await Promise.all([
+      formatChainName(args.conf.name, args.containerId, { prefix: "DN-" }),
+      formatChainName(args.conf.name, args.containerId, { prefix: "SN-" }),
+    ]);
     const flushed = new Map<Family, number[]>();
     const teardown = (plan: TablePlan, family: Family) => {
       const found = planHostportDel(plan, { chain, legacyChain });

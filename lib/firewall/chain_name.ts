@@ -9,10 +9,23 @@
 /** The longest chain name iptables accepts. */
 export const MAX_CHAIN_NAME_LENGTH = 28;
 
+// A plugin run hashes the same text for several names (portmap's DN- and SN- chains, a chain
+// named again after planning) and each WebCrypto digest is an async op that cost 0.5-4 ms when
+// first awaited in a plugin run, so digests are kept per process (bounded, for long runs).
+const digests = new Map<string, Promise<string>>();
+const MAX_KEPT_DIGESTS = 256;
+
 /** Lowercase hex SHA-512 of the UTF-8 bytes of `text`. */
-export async function sha512Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+export function sha512Hex(text: string): Promise<string> {
+  let digest = digests.get(text);
+  if (digest === undefined) {
+    if (digests.size >= MAX_KEPT_DIGESTS) digests.clear();
+    digest = crypto.subtle.digest("SHA-512", new TextEncoder().encode(text)).then((bytes) =>
+      Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("")
+    );
+    digests.set(text, digest);
+  }
+  return digest;
 }
 
 /** Options for {@linkcode formatChainName}. */

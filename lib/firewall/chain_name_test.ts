@@ -49,3 +49,19 @@ Deno.test("formatChainName() hashes network + id without a separator", async () 
   // "ab"+"c" and "a"+"bc" collide by design (the reference does the same).
   assertEquals(await formatChainName("ab", "c"), await formatChainName("a", "bc"));
 });
+
+Deno.test("sha512Hex() answers each text with its own digest, also past the digests it keeps", async () => {
+  const direct = async (text: string) =>
+    Array.from(
+      new Uint8Array(await crypto.subtle.digest("SHA-512", new TextEncoder().encode(text))),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+  const texts = Array.from({ length: 300 }, (_, i) => `net${i % 7}-container${i}`);
+  const first = await Promise.all(texts.map(sha512Hex)); // more than are kept
+  const again = await Promise.all([...texts].reverse().map(sha512Hex));
+  for (const i of [0, 1, 150, 255, 256, 299]) {
+    assertEquals(first[i], await direct(texts[i]));
+    assertEquals(again[texts.length - 1 - i], first[i]);
+  }
+  assertEquals(new Set(first).size, texts.length);
+});
