@@ -865,15 +865,18 @@ Deno.test({
   },
 });
 
+/** A dual-stack container with all of {@linkcode MAPPINGS}. */
+const dualStack = () => ({
+  runtimeConfig: { portMappings: MAPPINGS },
+  prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+});
+
 Deno.test({
   name: "portmap CHECK passes for dual stack after ADD and fails after DEL (kernel)",
   ignore: !ROOT,
   async fn() {
     await using host = await createNetns("cbx-fw");
-    const extra = {
-      runtimeConfig: { portMappings: MAPPINGS },
-      prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
-    };
+    const extra = dualStack();
     assertEquals((await runOurs(host, pmCall("ADD", extra))).code, 0);
     const check = await runOurs(host, pmCall("CHECK", extra));
     // The reference 1.1.1 fails here (it checks IPv4 rules in ip6tables, #819); upstream and ours pass.
@@ -888,16 +891,7 @@ Deno.test({
   },
 });
 
-const DNAT_JUMP = [
-  "-A",
-  "PREROUTING",
-  "-m",
-  "addrtype",
-  "--dst-type",
-  "LOCAL",
-  "-j",
-  "CNI-HOSTPORT-DNAT",
-];
+const DNAT_JUMP = "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT".split(" ");
 
 Deno.test({
   name:
@@ -905,10 +899,7 @@ Deno.test({
   ignore: !ROOT,
   async fn() {
     await using host = await createNetns("cbx-fw");
-    const extra = {
-      runtimeConfig: { portMappings: MAPPINGS },
-      prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
-    };
+    const extra = dualStack();
     const before = await saves(host);
     const listings = (calls: ExecCall[]) =>
       calls.filter((c) => !c.cmd.endsWith("-restore")).map((c) => c.cmd);
