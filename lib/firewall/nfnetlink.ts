@@ -1,7 +1,8 @@
 /**
  * What the firewall layer asks nf_tables directly, over nfnetlink, instead
- * of starting a tool: whether a table exists, and when a process (an
- * `iptables-restore` or `nft` we started) has committed its batches.
+ * of starting a tool: whether a table exists, which chains a chain's rules
+ * jump to, and when a process (an `iptables-restore` or `nft` we started)
+ * has committed its batches.
  *
  * nf_tables announces every commit to the `NFNLGRP_NFTABLES` multicast group
  * as `NFT_MSG_NEWGEN`, with the committing process's pid.
