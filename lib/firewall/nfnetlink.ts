@@ -16,7 +16,7 @@
  * @module
  */
 import { decodeRawAttrs, encodeRawAttrs, type RawAttr } from "../netlink/codec.ts";
-import { NETLINK_NETFILTER, NLM_F_DUMP } from "../netlink/consts.ts";
+import { NETLINK_NETFILTER, NLA_TYPE_MASK, NLM_F_DUMP } from "../netlink/consts.ts";
 import { NetlinkError } from "../netlink/error.ts";
 import { NetlinkSocket } from "../netlink/socket.ts";
 import { Errno } from "../sys/errno.ts";
@@ -133,7 +133,10 @@ export function nftRuleTargets(family: string, table: string, chain: string): st
     .map((m) => ruleTargets(m.payload));
 }
 
-const attrType = (attr: RawAttr) => attr.type & 0x3fff;
+const attrType = (attr: RawAttr) => attr.type & NLA_TYPE_MASK;
+/** The first attribute of `type` among those encoded in `data`. */
+const attrOf = (data: Uint8Array | undefined, type: number) =>
+  decodeRawAttrs(data ?? new Uint8Array()).find((attr) => attrType(attr) === type);
 const IMMEDIATE = new TextEncoder().encode("immediate\0");
 const textDecoder = new TextDecoder();
 const cString = (data: Uint8Array) => {
@@ -146,22 +149,16 @@ const isImmediate = (name: Uint8Array) =>
 /** The jump and goto targets of one `NFT_MSG_NEWRULE` payload (nfgenmsg + attributes). */
 export function ruleTargets(payload: Uint8Array): string[] {
   const targets: string[] = [];
-  const expressions = decodeRawAttrs(payload.subarray(4))
-    .find((attr) => attrType(attr) === NFTA_RULE_EXPRESSIONS);
+  const expressions = attrOf(payload.subarray(4), NFTA_RULE_EXPRESSIONS);
   for (const element of decodeRawAttrs(expressions?.data ?? new Uint8Array())) {
     if (attrType(element) !== NFTA_LIST_ELEM) continue;
-    const parts = decodeRawAttrs(element.data);
-    const name = parts.find((attr) => attrType(attr) === NFTA_EXPR_NAME);
     // Only `immediate` expressions carry verdicts; matches and targets are skipped unread.
+    const name = attrOf(element.data, NFTA_EXPR_NAME);
     if (name === undefined || !isImmediate(name.data)) continue;
-    const data = parts.find((attr) => attrType(attr) === NFTA_EXPR_DATA);
-    const value = decodeRawAttrs(data?.data ?? new Uint8Array())
-      .find((attr) => attrType(attr) === NFTA_IMMEDIATE_DATA);
-    const verdict = decodeRawAttrs(value?.data ?? new Uint8Array())
-      .find((attr) => attrType(attr) === NFTA_DATA_VERDICT);
-    const fields = decodeRawAttrs(verdict?.data ?? new Uint8Array());
-    const code = fields.find((attr) => attrType(attr) === NFTA_VERDICT_CODE);
-    const target = fields.find((attr) => attrType(attr) === NFTA_VERDICT_CHAIN);
+    const value = attrOf(attrOf(element.data, NFTA_EXPR_DATA)?.data, NFTA_IMMEDIATE_DATA);
+    const verdict = attrOf(value?.data, NFTA_DATA_VERDICT)?.data;
+    const code = attrOf(verdict, NFTA_VERDICT_CODE);
+    const target = attrOf(verdict, NFTA_VERDICT_CHAIN);
     if (code === undefined || code.data.length !== 4 || target === undefined) continue;
     const verdictCode = new DataView(code.data.buffer, code.data.byteOffset, 4).getInt32(0); // BE
     if (verdictCode === NFT_JUMP || verdictCode === NFT_GOTO) targets.push(cString(target.data));
@@ -171,9 +168,7 @@ export function ruleTargets(payload: Uint8Array): string[] {
 
 /** The pid a `NFT_MSG_NEWGEN` payload (nfgenmsg + attributes) names, if any. */
 export function newgenPid(payload: Uint8Array): number | undefined {
-  const pid = decodeRawAttrs(payload.subarray(4)).find((attr) =>
-    (attr.type & 0x3fff) === NFTA_GEN_PROC_PID
-  );
+  const pid = attrOf(payload.subarray(4), NFTA_GEN_PROC_PID);
   if (pid === undefined || pid.data.length !== 4) return undefined;
   return new DataView(pid.data.buffer, pid.data.byteOffset, 4).getUint32(0); // big endian
 }
