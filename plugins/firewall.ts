@@ -6,10 +6,12 @@
  * the iptables backend; the firewalld (D-Bus) backend is detected but not
  * implemented.
  *
- * Better than the reference: each verb reads the filter table once per
- * family and applies all changes with one `iptables-restore` (ADD: 2
- * processes for an IPv4 container instead of 10; DEL: 2 instead of 4, with
- * one kernel wait); CHECK creates nothing; bad values are rejected before
+ * Better than the reference: each verb applies all changes of a family with
+ * one `iptables-restore`, planned against one listing of the filter table or
+ * none (ADD: 1 process for an IPv4 container where the shared rules are in
+ * place, which nf_tables is asked directly, 2 on a node's first ADD, against
+ * the reference's 10; DEL: 1 instead of 4, with one kernel wait); CHECK
+ * creates nothing; bad values are rejected before
  * anything changes; GC removes address rules of containers that are gone;
  * each ADD records the addresses it let through (lib/firewall/records.ts),
  * so a DEL without prevResult still removes the rules.
@@ -19,18 +21,29 @@
 import { confField } from "../lib/cni/config.ts";
 import { CniError, ErrorCode } from "../lib/cni/error.ts";
 import type { CmdArgs, NetConf, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
-import { familyBits, inetNtop, tryParseCidr, tryParseIp } from "../lib/ip/cidr.ts";
+import {
+  familyBits,
+  inetNtop,
+  ipToBytes,
+  parseCidr,
+  tryParseCidr,
+  tryParseIp,
+} from "../lib/ip/cidr.ts";
 import { prevResultOf, validAttachmentList } from "../lib/firewall/_cni.ts";
 import { defaultExecer, type Execer } from "../lib/firewall/exec.ts";
 import { firewalldRunning } from "../lib/firewall/firewalld.ts";
 import {
+  assumedForwardChains,
   checkForward,
   containerRules,
   DEFAULT_ADMIN_CHAIN,
   FORWARD_CHAIN,
+  type ForwardSetup,
   type IngressPolicy,
   planForwardAdd,
+  planForwardAddUnlisted,
   planForwardDel,
+  unlistedAddReady,
 } from "../lib/firewall/forward.ts";
 import {
   type Family,
@@ -38,7 +51,9 @@ import {
   renderRule,
   RestoreBatch,
   tokenizeRule,
+  usesNftables,
 } from "../lib/firewall/iptables.ts";
+import { jumpsTo, nftRulePayloads, payloadHolds } from "../lib/firewall/nfnetlink.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
 import {
   DEFAULT_RECORD_ROOT,
@@ -138,12 +153,46 @@ export interface FirewallDeps {
    * @default {the plugin's `CNIBOX_FIREWALL_RECORDS`, else DEFAULT_RECORD_ROOT}
    */
   recordRoot?: string;
+  /**
+   * Whether an ADD of `setup` may skip listing the family's filter table
+   * (see `unlistedAddReady`). @default {an nf_tables query; false on the legacy backend}
+   */
+  unlistedAddReady?: (family: Family, setup: ForwardSetup) => boolean;
+}
+
+/**
+ * Asks nf_tables (one dump per chain, no process) whether an ADD may skip
+ * its listing; false when it cannot tell (legacy backend, no nfnetlink).
+ */
+function defaultUnlistedAddReady(family: Family, setup: ForwardSetup): boolean {
+  if (!usesNftables(family)) return false;
+  try {
+    const payloads = new Map<string, Uint8Array[]>();
+    const rulesOf = (chain: string) => {
+      let rules = payloads.get(chain);
+      if (rules === undefined) {
+        rules = nftRulePayloads(family === 4 ? "ip" : "ip6", "filter", chain);
+        payloads.set(chain, rules);
+      }
+      return rules;
+    };
+    return unlistedAddReady({
+      jumps: (chain, target) => jumpsTo(rulesOf(chain), target),
+      mayMention: (chain, address) => {
+        const bytes = ipToBytes(parseCidr(address).address);
+        return rulesOf(chain).some((payload) => payloadHolds(payload, bytes));
+      },
+    }, setup);
+  } catch {
+    return false;
+  }
 }
 
 /** Creates the firewall handlers with the given dependencies. */
 export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
   const execer = () => deps.execer ?? defaultExecer();
   const firewalld = deps.firewalld ?? firewalldRunning;
+  const unlistedReady = deps.unlistedAddReady ?? defaultUnlistedAddReady;
   const tx = { lockPath: deps.lockPath };
   const records = (args: CmdArgs) =>
     recordDir(
@@ -199,13 +248,25 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
       // Recorded first: a DEL that comes without prevResult (the runtime died
       // before caching this result) can still find the rules.
       writeRecord(records(args), args.containerId, args.ifName, [...addresses.values()].flat());
-      await transact("filter", (plan, family) => {
-        planForwardAdd(plan, {
-          adminChain: conf.adminChain,
-          addresses: addresses.get(family)!,
-          isolation,
-        });
-      }, { ...tx, execer: execer(), families: [...addresses.keys()].sort() });
+      const setupOf = (family: Family): ForwardSetup => ({
+        adminChain: conf.adminChain,
+        addresses: addresses.get(family)!,
+        isolation,
+      });
+      await transact("filter", (plan, family) => planForwardAdd(plan, setupOf(family)), {
+        ...tx,
+        execer: execer(),
+        families: [...addresses.keys()].sort(),
+        // A node whose shared rules are in place needs no listing, which grows with
+        // every container (firewall ADD at 100 live allocations: 46 -> 35 ms).
+        unlisted: {
+          assume: (family) =>
+            unlistedReady(family, setupOf(family))
+              ? assumedForwardChains(conf.adminChain)
+              : undefined,
+          build: (plan, family) => planForwardAddUnlisted(plan, setupOf(family)),
+        },
+      });
       return prev.given;
     },
 

@@ -3,7 +3,7 @@ import { CniError } from "../lib/cni/error.ts";
 import { parseNetConf } from "../lib/cni/config.ts";
 import type { CmdArgs, Command } from "../lib/cni/types.ts";
 import { type ExecCall, RecordingExecer } from "../lib/firewall/exec.ts";
-import type { Family } from "../lib/firewall/iptables.ts";
+import { type Family, usesNftables } from "../lib/firewall/iptables.ts";
 import { listRecords, readRecord, recordDir, writeRecord } from "../lib/firewall/records.ts";
 import { createNetns, ROOT } from "../lib/testing/netns.ts";
 import {
@@ -87,7 +87,14 @@ function fakeDeps(
     return { code, stdout: "", stderr: code === 0 ? "" : "iptables-restore: line 3 failed\n" };
   });
   const recordRoot = Deno.makeTempDirSync({ dir: recordBase(), prefix: "records-" });
-  return { execer, lockPath: "", firewalld: () => firewalld, recordRoot };
+  // The listed path unless a test says nf_tables shows the shared rules in place.
+  return {
+    execer,
+    lockPath: "",
+    firewalld: () => firewalld,
+    recordRoot,
+    unlistedAddReady: () => false,
+  };
 }
 
 let recordBaseDir: string | undefined;
@@ -156,6 +163,47 @@ Deno.test("firewall ADD changes nothing when the reference's rules are there", a
     ),
   );
   assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables"]);
+});
+
+Deno.test("firewall ADD lists nothing where nf_tables shows the shared rules in place", async () => {
+  const deps = fakeDeps();
+  const asked: unknown[] = [];
+  deps.unlistedAddReady = (family, setup) => (asked.push([family, setup.addresses]), true);
+  const config = conf({
+    iptablesAdminChainName: "NOMAD-ADMIN",
+    prevResult: prevResult(["10.99.0.8/24", "fd99::8/64"]),
+  });
+  await firewallFuncs(deps).add(cmdArgs("ADD", config));
+  assertEquals(asked, [[4, ["10.99.0.8/32"]], [6, ["fd99::8/128"]]]);
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables-restore", "ip6tables-restore"]);
+  assertEquals(
+    deps.execer.calls[0].stdin,
+    [
+      "*filter",
+      '-C FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+      '-C CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j NOMAD-ADMIN',
+      "-A CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+      "-A CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
+});
+
+Deno.test("firewall ADD lists the table after all when its unlisted batch is refused", async () => {
+  // A guard fails (say the admin chain was removed): the table is listed and planned in full.
+  let restores = 0;
+  const deps = fakeDeps({}, false, () => ++restores === 1 ? 1 : 0);
+  deps.unlistedAddReady = () => true;
+  await firewallFuncs(deps).add(
+    cmdArgs("ADD", conf({ prevResult: prevResult(["10.99.0.8/24"]) })),
+  );
+  assertEquals(deps.execer.calls.map((c) => c.cmd), [
+    "iptables-restore",
+    "iptables",
+    "iptables-restore",
+  ]);
+  assertStringIncludes(deps.execer.calls[2].stdin ?? "", "-N CNI-FORWARD\n");
 });
 
 Deno.test("firewall ADD needs prevResult, and interfaces for an ingress policy", async () => {
@@ -433,6 +481,52 @@ Deno.test({
     const ours = await runScenario(scenario, { adder: runOurs, deleter: runOurs, createNetns });
     assertEquals(asReference(ours.afterAdd), ref.afterAdd);
     assertEquals(asReference(ours.afterDel), ref.afterDel);
+  },
+});
+
+Deno.test({
+  name:
+    "firewall ADD lists only on a node's first ADD, a leftover address rule or a doubled jump (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    // nf_tables can be asked only about what iptables-nft wrote; legacy always lists.
+    const nft = usesNftables(4) && usesNftables(6);
+    const add = async (id: string, addresses: string[]) => {
+      const out = await runOurs(host, fwCall("ADD", { prevResult: prevResult(addresses) }, id));
+      assertEquals(out.code, 0, out.stdout);
+      return out.calls.map((c) => c.cmd).sort();
+    };
+    const v4Rules = async () =>
+      (await saves(host)).split("--- ip6tables ---")[0].split("\n").filter((l) =>
+        l.startsWith("-A ")
+      );
+    const count = (rules: string[], rule: string) => rules.filter((r) => r === rule).length;
+    const listed = ["ip6tables", "ip6tables-restore", "iptables", "iptables-restore"];
+
+    assertEquals(await add("c1", ["10.77.0.3/24", "fd77::3/64"]), listed);
+    assertEquals(
+      await add("c2", ["10.77.0.4/24", "fd77::4/64"]),
+      nft ? ["ip6tables-restore", "iptables-restore"] : listed,
+    );
+    // A rule an earlier container left for the same address: listed, so not appended twice.
+    await host.exec("iptables", ["-A", "CNI-FORWARD", "-s", "10.77.0.5/32", "-j", "ACCEPT"]);
+    assertEquals(await add("c3", ["10.77.0.5/24"]), ["iptables", "iptables-restore"]);
+    assertEquals(count(await v4Rules(), "-A CNI-FORWARD -s 10.77.0.5/32 -j ACCEPT"), 1);
+    // A doubled shared jump (the reference's check-then-insert race): listed and repaired.
+    const jump = '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD';
+    await host.exec("iptables", [
+      "-A",
+      "FORWARD",
+      ...["-m", "comment", "--comment", "CNI firewall plugin rules", "-j", "CNI-FORWARD"],
+    ]);
+    assertEquals(count(await v4Rules(), jump), 2);
+    assertEquals(await add("c4", ["10.77.0.6/24"]), ["iptables", "iptables-restore"]);
+    const rules = await v4Rules();
+    assertEquals(count(rules, jump), 1);
+    for (const address of ["10.77.0.3", "10.77.0.4", "10.77.0.6"]) {
+      assertEquals(count(rules, `-A CNI-FORWARD -s ${address}/32 -j ACCEPT`), 1, address);
+    }
   },
 });
 

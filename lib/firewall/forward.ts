@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Rule } from "./iptables.ts";
+import { renderRule, type Rule } from "./iptables.ts";
 import type { TablePlan } from "./plan.ts";
 
 /** The shared chain holding per-container accept rules. */
@@ -125,6 +125,52 @@ export function planForwardAdd(plan: TablePlan, setup: ForwardSetup): void {
     plan.ensureRule(ISOLATION_STAGE_2, rules.stage2First, { position: "first" });
     plan.ensureRule(ISOLATION_STAGE_2, rules.stage2Return);
   }
+}
+
+/**
+ * What nf_tables shows of one family's filter table, for an ADD that skips
+ * the listing (answers may be pessimistic, never optimistic).
+ */
+export interface ForwardRuleView {
+  /** How many rules of `chain` jump to `target`. */
+  jumps(chain: string, target: string): number;
+  /** Whether some rule of `chain` may match `address` (host form, `10.0.0.2/32`). */
+  mayMention(chain: string, address: string): boolean;
+}
+
+/**
+ * Whether an ADD can plan against {@linkcode assumedForwardChains} instead
+ * of a listing: the shared jumps are each there exactly once (so there is
+ * no doubled copy for the listed path to repair), and no `CNI-FORWARD` rule
+ * mentions the container's addresses (an earlier container's leftover rules
+ * would otherwise be appended a second time, where the reference keeps one).
+ * Ingress isolation always takes the listed path.
+ */
+export function unlistedAddReady(view: ForwardRuleView, setup: ForwardSetup): boolean {
+  if (setup.isolation || setup.addresses.length === 0) return false;
+  if (view.jumps("FORWARD", FORWARD_CHAIN) !== 1) return false;
+  if (view.jumps(FORWARD_CHAIN, setup.adminChain) !== 1) return false;
+  return !setup.addresses.some((address) => view.mayMention(FORWARD_CHAIN, address));
+}
+
+/** The chains an unlisted ADD takes as given: the shared jumps, and the admin chain. */
+export function assumedForwardChains(adminChain: string): Map<string, string[]> {
+  return new Map([
+    ["FORWARD", [renderRule(forwardJumpRule())]],
+    [FORWARD_CHAIN, [renderRule(adminJumpRule(adminChain))]],
+    [adminChain, []],
+  ]);
+}
+
+/**
+ * Plans an ADD against {@linkcode assumedForwardChains}: `-C` guards for
+ * both shared jumps (the whole batch is refused if either is missing, or if
+ * the admin chain is gone), then the address rules.
+ */
+export function planForwardAddUnlisted(plan: TablePlan, setup: ForwardSetup): void {
+  plan.batch.check("filter", "FORWARD", forwardJumpRule());
+  plan.batch.check("filter", FORWARD_CHAIN, adminJumpRule(setup.adminChain));
+  planForwardAdd(plan, setup);
 }
 
 /**

@@ -1,7 +1,15 @@
 import { assertEquals } from "@std/assert";
 import { parseSave, RestoreBatch } from "./iptables.ts";
 import { TablePlan } from "./plan.ts";
-import { checkForward, isolationRules, planForwardAdd, planForwardDel } from "./forward.ts";
+import {
+  assumedForwardChains,
+  checkForward,
+  isolationRules,
+  planForwardAdd,
+  planForwardAddUnlisted,
+  planForwardDel,
+  unlistedAddReady,
+} from "./forward.ts";
 
 const golden = (name: string) =>
   Deno.readTextFileSync(new URL(`../../testdata/firewall/${name}`, import.meta.url));
@@ -91,4 +99,43 @@ Deno.test("isolationRules() adds the same-bridge DROP only for isolated", () => 
     isolationRules("br0", "isolated").stage1First[1].join(" ").includes("-o br0 -m comment"),
     true,
   );
+});
+
+Deno.test("unlistedAddReady() wants each shared jump exactly once and no rule naming the address", () => {
+  const setup = { adminChain: "NOMAD-ADMIN", addresses: ["10.99.0.8/32"] };
+  const view = (counts: Record<string, number>, mentioned: string[] = []) => ({
+    jumps: (chain: string, target: string) => counts[`${chain}>${target}`] ?? 0,
+    mayMention: (chain: string, address: string) =>
+      chain === "CNI-FORWARD" && mentioned.includes(address),
+  });
+  const intact = { "FORWARD>CNI-FORWARD": 1, "CNI-FORWARD>NOMAD-ADMIN": 1 };
+  assertEquals(unlistedAddReady(view(intact), setup), true);
+  // A node's first ADD, doubled jumps (left for the listed path to repair), leftover rules.
+  assertEquals(unlistedAddReady(view({ "CNI-FORWARD>NOMAD-ADMIN": 1 }), setup), false);
+  assertEquals(unlistedAddReady(view({ ...intact, "FORWARD>CNI-FORWARD": 2 }), setup), false);
+  assertEquals(unlistedAddReady(view({ ...intact, "CNI-FORWARD>NOMAD-ADMIN": 2 }), setup), false);
+  assertEquals(unlistedAddReady(view(intact, ["10.99.0.8/32"]), setup), false);
+  // Another admin chain than the one in place, isolation, and no address at all.
+  assertEquals(unlistedAddReady(view(intact), { ...setup, adminChain: "CNI-ADMIN" }), false);
+  const isolation = { bridge: "nomad", policy: "same-bridge" as const };
+  assertEquals(unlistedAddReady(view(intact), { ...setup, isolation }), false);
+  assertEquals(unlistedAddReady(view(intact), { ...setup, addresses: [] }), false);
+});
+
+Deno.test("planForwardAddUnlisted() guards both shared jumps and appends the address rules", () => {
+  const batch = new RestoreBatch();
+  const assumed = { table: "filter" as const, chains: assumedForwardChains("NOMAD-ADMIN") };
+  planForwardAddUnlisted(new TablePlan(assumed, batch, { assumed: true }), {
+    adminChain: "NOMAD-ADMIN",
+    addresses: ["10.99.0.8/32"],
+  });
+  assertEquals(batch.render(), [
+    "*filter",
+    '-C FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+    '-C CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j NOMAD-ADMIN',
+    "-A CNI-FORWARD -d 10.99.0.8/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    "-A CNI-FORWARD -s 10.99.0.8/32 -j ACCEPT",
+    "COMMIT",
+    "",
+  ].join("\n"));
 });

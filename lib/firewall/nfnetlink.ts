@@ -1,7 +1,7 @@
 /**
  * What the firewall layer asks nf_tables directly, over nfnetlink, instead
  * of starting a tool: whether a table exists, which chains a chain's rules
- * jump to, and when a process (an `iptables-restore` or `nft` we started)
+ * jump to (or whether they may mention some bytes), and when a process (an `iptables-restore` or `nft` we started)
  * has committed its batches.
  *
  * nf_tables announces every commit to the `NFNLGRP_NFTABLES` multicast group
@@ -96,12 +96,12 @@ export function nftTableExists(family: string, table: string): boolean {
 }
 
 /**
- * The chains each rule of `family table chain` jumps or goes to, in rule
- * order (one entry per rule, empty for a rule with no such verdict), as
- * nf_tables holds them: rules that `iptables-nft` wrote, not those of the
- * legacy backend. `[]` when the table or chain does not exist.
+ * The rules of `family table chain` as nf_tables holds them (rules that
+ * `iptables-nft` wrote, not those of the legacy backend): one
+ * `NFT_MSG_NEWRULE` payload (nfgenmsg + attributes) per rule, in rule order.
+ * `[]` when the table or chain does not exist.
  */
-export function nftRuleTargets(family: string, table: string, chain: string): string[][] {
+export function nftRulePayloads(family: string, table: string, chain: string): Uint8Array[] {
   const proto = NFPROTO[family];
   if (proto === undefined) throw new RangeError(`Unknown nftables family "${family}"`);
   const encoder = new TextEncoder();
@@ -130,7 +130,41 @@ export function nftRuleTargets(family: string, table: string, chain: string): st
   }
   return messages
     .filter((m) => m.header.type === ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE))
-    .map((m) => ruleTargets(m.payload));
+    .map((m) => m.payload);
+}
+
+/**
+ * The chains each rule of `family table chain` jumps or goes to, in rule
+ * order (one entry per rule, empty for a rule with no such verdict); see
+ * {@linkcode nftRulePayloads}.
+ */
+export function nftRuleTargets(family: string, table: string, chain: string): string[][] {
+  return nftRulePayloads(family, table, chain).map(ruleTargets);
+}
+
+/**
+ * Whether `bytes` occur anywhere in `payload`. A rule that jumps to a chain
+ * holds its name, and a rule that matches an address holds the address's
+ * bytes, so this filters rules before the (much slower) attribute decoding;
+ * a hit may be a coincidence, a miss is certain.
+ */
+export function payloadHolds(payload: Uint8Array, bytes: Uint8Array): boolean {
+  if (bytes.length === 0) return true;
+  for (let at = payload.indexOf(bytes[0]); at !== -1; at = payload.indexOf(bytes[0], at + 1)) {
+    if (at + bytes.length > payload.length) return false;
+    let i = 1;
+    while (i < bytes.length && payload[at + i] === bytes[i]) i++;
+    if (i === bytes.length) return true;
+  }
+  return false;
+}
+
+/** How many rules of `payloads` jump or go to `target` (name filter first, then decoding). */
+export function jumpsTo(payloads: readonly Uint8Array[], target: string): number {
+  const name = new TextEncoder().encode(target + "\0");
+  return payloads.filter((payload) =>
+    payloadHolds(payload, name) && ruleTargets(payload).includes(target)
+  ).length;
 }
 
 const attrType = (attr: RawAttr) => attr.type & NLA_TYPE_MASK;

@@ -1,7 +1,7 @@
 import { assertEquals } from "@std/assert";
 import { encodeRawAttrs } from "../netlink/codec.ts";
 import { createNetns, mustSh, ROOT } from "../testing/netns.ts";
-import { newgenPid, ruleTargets } from "./nfnetlink.ts";
+import { jumpsTo, newgenPid, payloadHolds, ruleTargets } from "./nfnetlink.ts";
 
 const NFNETLINK = new URL("./nfnetlink.ts", import.meta.url).href;
 const EXEC = new URL("./exec.ts", import.meta.url).href;
@@ -192,4 +192,27 @@ Deno.test({
       [[["CBX-A"], [], ["CBX-A"]], [], [], []],
     );
   },
+});
+
+Deno.test("payloadHolds() finds a byte run anywhere, also at the end and after a near miss", () => {
+  const payload = Uint8Array.of(1, 2, 9, 1, 2, 3, 4);
+  assertEquals(payloadHolds(payload, Uint8Array.of(1, 2, 3)), true);
+  assertEquals(payloadHolds(payload, Uint8Array.of(3, 4)), true);
+  assertEquals(payloadHolds(payload, Uint8Array.of(4, 5)), false);
+  assertEquals(payloadHolds(payload, Uint8Array.of(2, 3, 9)), false);
+  assertEquals(payloadHolds(payload, new Uint8Array()), true);
+});
+
+Deno.test("jumpsTo() counts the rules jumping or going to a chain, not those naming it otherwise", () => {
+  const comment = new TextEncoder().encode("CNI-ADMIN\0"); // the name in a match's data
+  const rules = [
+    ruleMessage([["immediate", verdict(-3, "CNI-ADMIN")]]),
+    ruleMessage([["match", comment], ["immediate", verdict(1)]]),
+    ruleMessage([["immediate", verdict(-4, "CNI-ADMIN")]]),
+    ruleMessage([["immediate", verdict(-3, "CNI-ADMINS")]]),
+  ];
+  assertEquals(jumpsTo(rules, "CNI-ADMIN"), 2);
+  assertEquals(jumpsTo(rules, "CNI-ADMINS"), 1);
+  assertEquals(jumpsTo(rules, "CNI-FORWARD"), 0);
+  assertEquals(jumpsTo([], "CNI-ADMIN"), 0);
 });
