@@ -28,7 +28,7 @@
 import { confField } from "../lib/cni/config.ts";
 import { CniError, ErrorCode } from "../lib/cni/error.ts";
 import type { CmdArgs, NetConf, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
-import { inetNtop, type IpAddress, tryParseCidr } from "../lib/ip/cidr.ts";
+import { type IpAddress, tryParseCidr } from "../lib/ip/cidr.ts";
 import { type PrevResult, prevResultOf, validAttachmentIds } from "../lib/firewall/_cni.ts";
 import { formatChainName } from "../lib/firewall/chain_name.ts";
 import { defaultExecer, type Execer, findCommand } from "../lib/firewall/exec.ts";
@@ -111,7 +111,12 @@ function fail(message: string): never {
   throw new CniError(ErrorCode.InvalidNetworkConfig, message);
 }
 
-function parseMappings(conf: NetConf): PortMapping[] {
+/**
+ * The runtime's port mappings. `lenient` (DEL) checks only what the
+ * reference's DEL refuses (a port below 1) and drops mappings that are
+ * otherwise invalid: an ADD that failed on them must still be undone.
+ */
+function parseMappings(conf: NetConf, lenient: boolean): PortMapping[] {
   const runtime = field(conf, "runtimeConfig");
   if (runtime === undefined || runtime === null) return [];
   if (typeof runtime !== "object") fail("runtimeConfig must be an object");
@@ -126,41 +131,53 @@ function parseMappings(conf: NetConf): PortMapping[] {
   for (const entry of entries) {
     const containerPort = field(entry, "containerPort");
     const hostPort = field(entry, "hostPort");
+    const max = lenient ? Infinity : 65535;
     if (
       !Number.isInteger(containerPort) || (containerPort as number) < 1 ||
-      (containerPort as number) > 65535
+      (containerPort as number) > max
     ) {
       fail(`Invalid container port number: ${JSON.stringify(containerPort ?? 0)}`);
     }
-    if (!Number.isInteger(hostPort) || (hostPort as number) < 1 || (hostPort as number) > 65535) {
+    if (!Number.isInteger(hostPort) || (hostPort as number) < 1 || (hostPort as number) > max) {
       fail(`Invalid host port number: ${JSON.stringify(hostPort ?? 0)}`);
     }
   }
-  return entries.map((entry) => {
-    const mapping: PortMapping = {
-      hostPort: validatePort(field(entry, "hostPort"), "hostPort"),
-      containerPort: validatePort(field(entry, "containerPort"), "containerPort"),
-      protocol: "tcp",
-    };
+  const valid = (entry: Record<string, unknown>): PortMapping | undefined => {
     try {
-      mapping.protocol = validateProtocol(field(entry, "protocol"), "protocol");
-    } catch {
-      fail(
-        `Invalid protocol: ${
-          JSON.stringify(field(entry, "protocol") ?? "")
-        } (must be tcp, udp or sctp)`,
-      );
+      return parseMapping(entry);
+    } catch (error) {
+      if (lenient) return undefined;
+      throw error;
     }
-    const hostIp = field(entry, "hostIP");
-    if (hostIp !== undefined && hostIp !== null && hostIp !== "") {
-      try {
-        mapping.hostIp = validateAddress(hostIp, "hostIP");
-      } catch (error) {
-        fail(`Invalid host IP: ${(error as Error).message}`);
-      }
+  };
+  return entries.map(valid).filter((m): m is PortMapping => m !== undefined);
+}
+
+/** One mapping, validated (ports already checked for being positive integers). */
+function parseMapping(entry: Record<string, unknown>): PortMapping {
+  const mapping: PortMapping = {
+    hostPort: validatePort(field(entry, "hostPort"), "hostPort"),
+    containerPort: validatePort(field(entry, "containerPort"), "containerPort"),
+    protocol: "tcp",
+  };
+  try {
+    mapping.protocol = validateProtocol(field(entry, "protocol"), "protocol");
+  } catch {
+    fail(
+      `Invalid protocol: ${
+        JSON.stringify(field(entry, "protocol") ?? "")
+      } (must be tcp, udp or sctp)`,
+    );
+  }
+  const hostIp = field(entry, "hostIP");
+  if (hostIp !== undefined && hostIp !== null && hostIp !== "") {
+    try {
+      mapping.hostIp = validateAddress(hostIp, "hostIP");
+    } catch (error) {
+      fail(`Invalid host IP: ${(error as Error).message}`);
     }
-    return mapping;
-  });
+  }
+  return mapping;
 }
 
 /**
@@ -177,7 +194,7 @@ function parseMappings(conf: NetConf): PortMapping[] {
  */
 export function parsePortmapConf(
   conf: NetConf,
-  options: { ifName: string; probe?: BackendProbe },
+  options: { ifName: string; probe?: BackendProbe; lenient?: boolean },
 ): PortmapConf {
   let prev: PrevResult | undefined;
   try {
@@ -207,14 +224,12 @@ export function parsePortmapConf(
   let conditionsV6: string[] = [];
   try {
     if (hasExternal) {
-      externalSetMarkChain = validateChainName(conf.externalSetMarkChain, "externalSetMarkChain");
+      externalSetMarkChain = validateChainName(external, "externalSetMarkChain");
     }
-    if (conf.conditionsV4 !== undefined && conf.conditionsV4 !== null) {
-      conditionsV4 = validateConditions(conf.conditionsV4, "conditionsV4");
-    }
-    if (conf.conditionsV6 !== undefined && conf.conditionsV6 !== null) {
-      conditionsV6 = validateConditions(conf.conditionsV6, "conditionsV6");
-    }
+    const v4 = field(conf, "conditionsV4");
+    if (v4 !== undefined && v4 !== null) conditionsV4 = validateConditions(v4, "conditionsV4");
+    const v6 = field(conf, "conditionsV6");
+    if (v6 !== undefined && v6 !== null) conditionsV6 = validateConditions(v6, "conditionsV6");
   } catch (error) {
     fail((error as Error).message);
   }
@@ -244,7 +259,7 @@ export function parsePortmapConf(
   }
   if (backend !== "iptables" && backend !== "nftables") fail(`unrecognized backend "${backend}"`);
 
-  const mappings = parseMappings(conf);
+  const mappings = parseMappings(conf, options.lenient ?? false);
 
   // The first IPv4 and IPv6 on CNI_IFNAME inside the sandbox (ips without an interface count too).
   const container: PortmapConf["container"] = {};
@@ -493,18 +508,8 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
       }
       if (!conf.prev) throw new Error("must be called as chained plugin");
       if (conf.mappings.length === 0) return conf.prev.given;
-      for (const m of conf.mappings) {
-        if (m.hostIp && !conf.container[m.hostIp.family]) {
-          prefixed(
-            new CniError(
-              ErrorCode.InvalidNetworkConfig,
-              `hostIP ${
-                inetNtop(m.hostIp)
-              } is IPv${m.hostIp.family} but the container has no IPv${m.hostIp.family} address on ${args.ifName}`,
-            ),
-          );
-        }
-      }
+      // A mapping whose hostIP is of a family the container lacks maps nothing (as in the
+      // reference: podman sends `::` next to `0.0.0.0`), but its port still enters the chain.
       const perFamily = await specs(conf, args);
       if (perFamily.size > 0) {
         if (conf.backend === "nftables") {
@@ -562,7 +567,11 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
     async del(args: CmdArgs): Promise<void> {
       let conf: PortmapConf;
       try {
-        conf = parsePortmapConf(args.conf, { ifName: args.ifName, probe: deps.probe });
+        conf = parsePortmapConf(args.conf, {
+          ifName: args.ifName,
+          probe: deps.probe,
+          lenient: true,
+        });
       } catch (error) {
         prefixed(error);
       }
