@@ -93,7 +93,16 @@ function invalid(error: unknown): never {
  * assertEquals(conf.adminChain, "CNI-ADMIN");
  * ```
  */
-export function parseFirewallConf(conf: NetConf): FirewallConf {
+export function parseFirewallConf(
+  conf: NetConf,
+  options: { lenient?: boolean } = {},
+): FirewallConf {
+  // As in the reference, any other backend value means auto-detection.
+  const configured = confField(conf, "backend");
+  const backend = configured === "iptables" || configured === "firewalld" ? configured : undefined;
+  // DEL removes address rules only: settings it does not use must not make it fail, or an
+  // ADD that failed on them could never be undone (the runtime stops its DEL chain there).
+  if (options.lenient) return { adminChain: DEFAULT_ADMIN_CHAIN, ingressPolicy: "open", backend };
   try {
     const admin = confField(conf, "iptablesAdminChainName");
     const adminChain = admin === undefined || admin === ""
@@ -106,10 +115,6 @@ export function parseFirewallConf(conf: NetConf): FirewallConf {
     if (!["", "open", "same-bridge", "isolated"].includes(policy)) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, `unknown ingress policy: "${policy}"`);
     }
-    // As in the reference, any other backend value means auto-detection.
-    const backend = conf.backend === "iptables" || conf.backend === "firewalld"
-      ? conf.backend
-      : undefined;
     return { adminChain, ingressPolicy: (policy || "open") as IngressPolicy, backend };
   } catch (error) {
     return invalid(error);
@@ -271,7 +276,7 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
     },
 
     async del(args: CmdArgs): Promise<void> {
-      const conf = parseFirewallConf(args.conf);
+      const conf = parseFirewallConf(args.conf, { lenient: true });
       const prev = prevResultOf(args.conf);
       const dir = records(args);
       // The reference removes nothing without prevResult; the record still knows.
@@ -326,7 +331,7 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
     },
 
     async gc(args: CmdArgs): Promise<void> {
-      const conf = parseFirewallConf(args.conf);
+      const conf = parseFirewallConf(args.conf, { lenient: true });
       requireIptables(conf, true);
       const valid = validAttachmentList(args.conf);
       if (!valid) return;

@@ -429,7 +429,30 @@ const SCENARIOS: Record<string, Record<string, unknown>> = {
     iptablesAdminChainName: "MY-ADMIN",
     prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
   },
+  "an admin chain name with characters iptables accepts": {
+    iptablesAdminChainName: "cni@admin:1!",
+    prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+  },
 };
+
+Deno.test({
+  name:
+    "firewall DEL removes the rules whatever admin chain name or ingress policy DEL is given (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    // An ADD refused on its settings is followed by a DEL with the same settings: it must not
+    // fail too (the runtime would stop its DEL chain there), and the rules of an earlier ADD go.
+    await using host = await createNetns("cbx-fw");
+    const prev = { prevResult: prevResult(["10.77.0.3/24"]) };
+    assertEquals((await runOurs(host, fwCall("ADD", prev))).code, 0);
+    const bad = { ...prev, iptablesAdminChainName: "MY ADMIN", ingressPolicy: "bogus" };
+    const refused = await runOurs(host, fwCall("ADD", bad));
+    assertEquals([refused.code, JSON.parse(refused.stdout).code], [1, 7]);
+    const del = await runOurs(host, fwCall("DEL", bad));
+    assertEquals(del.code, 0, del.stdout);
+    assertEquals((await saves(host)).includes("10.77.0.3/32"), false);
+  },
+});
 
 for (const [name, extra] of Object.entries(SCENARIOS)) {
   Deno.test({

@@ -29,10 +29,16 @@ function show(value: unknown): string {
   return typeof value === "string" ? JSON.stringify(value) : String(value);
 }
 
+/** Characters that would end or quote a token in iptables-restore input. */
+const RESTORE_SYNTAX = /[\s"'\\]/;
+const utf8 = new TextEncoder();
+
 /**
- * Checks an iptables chain name: 1-28 characters from `[A-Za-z0-9_.+-]`, not
- * starting with `-`, `.` or `+`, and not a built-in chain or verdict.
- * Returns the name.
+ * Checks an iptables chain name as iptables itself does: 1-28 bytes, not
+ * starting with `-` or `!`, not a built-in chain or verdict, plus what keeps
+ * an iptables-restore line one line of tokens: no whitespace, quotes,
+ * backslashes or control characters. Anything else iptables accepts
+ * (`X!`, `cni@admin`, `ADMIN:1`, `é`) passes. Returns the name.
  *
  * @example Usage
  * ```ts
@@ -44,15 +50,21 @@ export function validateChainName(name: unknown, field: string): string {
   if (typeof name !== "string") {
     throw new TypeError(`${field} must be a string, got ${show(name)}`);
   }
-  if (name.length === 0 || name.length > MAX_CHAIN_NAME_LENGTH) {
+  const bytes = utf8.encode(name).length;
+  if (bytes === 0 || bytes > MAX_CHAIN_NAME_LENGTH) {
     throw new RangeError(
-      `${field} must be 1 to ${MAX_CHAIN_NAME_LENGTH} characters long, got ${show(name)}`,
+      `${field} must be 1 to ${MAX_CHAIN_NAME_LENGTH} bytes long, got ${show(name)}`,
     );
   }
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/.test(name)) {
+  if (CONTROL.test(name) || RESTORE_SYNTAX.test(name)) {
     throw new RangeError(
-      `${field} may only contain letters, digits, "_", ".", "+" and "-", got ${show(name)}`,
+      `${field} may not contain whitespace, quotes, backslashes or control characters, got ${
+        show(name)
+      }`,
     );
+  }
+  if (name.startsWith("-") || name.startsWith("!")) {
+    throw new RangeError(`${field} may not start with "-" or "!", got ${show(name)}`);
   }
   if (RESERVED_CHAIN_NAMES.has(name)) {
     throw new RangeError(`${field} may not be a built-in chain or verdict, got ${show(name)}`);

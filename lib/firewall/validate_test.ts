@@ -12,7 +12,21 @@ import {
 
 Deno.test("validateChainName() accepts names iptables accepts", () => {
   for (
-    const name of ["CNI-ADMIN", "NOMAD-ADMIN", "KUBE-MARK-MASQ", "a", "x.y_z+1", "A".repeat(28)]
+    const name of [
+      "CNI-ADMIN",
+      "NOMAD-ADMIN",
+      "KUBE-MARK-MASQ",
+      "a",
+      "x.y_z+1",
+      "A".repeat(28),
+      // Accepted by iptables and by the reference plugins (a side-by-side review found these).
+      ".X",
+      "+X",
+      "X!",
+      "cni@admin",
+      "ADMIN:1",
+      "é".repeat(14),
+    ]
   ) {
     assertEquals(validateChainName(name, "chain"), name);
   }
@@ -25,7 +39,10 @@ Deno.test("validateChainName() rejects spaces, quotes, long names, options and b
       'A"B',
       "A'B",
       "A\nB",
+      "A\\B",
+      "A\tB",
       "A".repeat(29),
+      "é".repeat(15), // 30 bytes
       "",
       "-X",
       "!A",
