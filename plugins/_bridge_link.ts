@@ -475,7 +475,7 @@ export async function settleAddresses(
 /** Options for {@linkcode ensureGatewayAddress}. */
 export interface GatewayOptions {
   forceAddress: boolean;
-  /** The bridge MAC to pin when the bridge cannot be re-read (normally its current MAC is pinned). */
+  /** The bridge's MAC as read before this container's port joined: the one to pin. */
   mac?: string;
 }
 
@@ -520,13 +520,16 @@ export function ensureGatewayAddress(
       throw new Error(`could not add IP address to "${bridge.name}": ${goErrorText(error)}`);
     }
   }
-  // Pin the MAC the bridge has now, with this container's port attached. The
-  // MAC read when the bridge was ensured may be all zeros: a bridge whose
-  // last port left (e.g. an earlier ADD that failed and was undone) has none.
-  const current = host.linkByIndex(bridge.index).mac ?? options.mac;
-  if (current !== undefined && current !== "00:00:00:00:00:00") {
+  // Pin the MAC the bridge had before this container's port joined, as the
+  // reference does (a new bridge's random one, not the port's). A bridge
+  // whose last port left (an earlier ADD that failed and was undone) has
+  // none, all zeros, which the kernel refuses: then pin the MAC it has now.
+  const zero = "00:00:00:00:00:00";
+  const before = options.mac !== zero ? options.mac : undefined;
+  const mac = before ?? host.linkByIndex(bridge.index).mac;
+  if (mac !== undefined && mac !== zero) {
     try {
-      host.linkSetMac(bridge.index, current);
+      host.linkSetMac(bridge.index, mac);
     } catch (error) {
       throw new Error(`could not set bridge's mac: ${goErrorText(error)}`);
     }

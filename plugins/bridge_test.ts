@@ -383,6 +383,21 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "bridge with isGateway keeps a new bridge's own MAC, not its first port's, like the reference",
+  ignore: !ROOT,
+  async fn() {
+    await using world = await createWorld(1);
+    const conf = netConf(world, NOMAD, { cniVersion: "1.1.0" });
+    const add = await runBridge(world, { command: "ADD", conf });
+    ok(add, "ADD");
+    const [bridge, hostVeth] = (add.json as { interfaces: { mac: string }[] }).interfaces;
+    assert(bridge.mac !== hostVeth.mac, `bridge and port share ${bridge.mac}`);
+    ok(await runBridge(world, { command: "DEL", conf: withPrev(conf, add.json) }), "DEL");
+  },
+});
+
+Deno.test({
   name: "bridge sets the container MAC, hairpin and port isolation as configured",
   ignore: !ROOT,
   async fn() {
