@@ -312,12 +312,12 @@ async function dispatch(plugin: Plugin, io: PluginIo, context: RunContext): Prom
   switch (cmd) {
     case "ADD": {
       checkVersion(conf, plugin);
-      const result = await funcs.add(args);
-      // Convert before the netns check: Go prints inside the handler, so a
-      // conversion error is the handler's error and wins over the check.
-      const text = encodeResult(result, conf.cniVersion);
+      // Before the handler, unlike HEAD's skeleton (which checks after the handler
+      // has printed its result, so its addresses and links stay behind): a refused
+      // ADD changes nothing.
       checkNetns(args);
-      io.writeStdout(text);
+      const result = await funcs.add(args);
+      io.writeStdout(encodeResult(result, conf.cniVersion));
       return 0;
     }
     case "DEL":

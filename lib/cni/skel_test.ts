@@ -335,11 +335,13 @@ Deno.test("runPlugin() turns a failed conversion into code 999", async () => {
   assertEquals(r.stdout, errorJson(999, "cannot convert: no valid IP addresses"));
 });
 
-Deno.test("runPlugin() refuses CNI_NETNS naming the plugin's own netns after ADD and DEL", async () => {
+Deno.test("runPlugin() refuses CNI_NETNS naming the plugin's own netns before ADD and after DEL", async () => {
   const own = "/proc/self/ns/net";
   const msg = "plugin's netns and netns from CNI_NETNS should not be the same";
-  const add = await run(fakePlugin(), env("ADD", { CNI_NETNS: own }), conf("1.0.0"));
-  assertEquals([add.code, add.stdout], [1, errorJson(8, msg)]);
+  let added = 0;
+  const counting = fakePlugin({ add: () => (added++, Promise.resolve({ cniVersion: "1.0.0" })) });
+  const add = await run(counting, env("ADD", { CNI_NETNS: own }), conf("1.0.0"));
+  assertEquals([add.code, add.stdout, added], [1, errorJson(8, msg), 0]);
   const del = await run(fakePlugin(), env("DEL", { CNI_NETNS: own }), conf("1.0.0"));
   assertEquals(del.stdout, errorJson(8, msg));
   for (const override of ["1", "true", "TRUE", "True"]) {
@@ -360,13 +362,11 @@ Deno.test("runPlugin() refuses CNI_NETNS naming the plugin's own netns after ADD
   // DEL without CNI_NETNS, or a gone namespace, is fine.
   const noNetns = await run(fakePlugin(), env("DEL", { CNI_NETNS: "" }), conf("1.0.0"));
   assertEquals(noNetns.code, 0);
-  // The handler's own error wins over the check.
-  const failing = await run(
-    fakePlugin({ add: () => Promise.reject(new Error("no")) }),
-    env("ADD", { CNI_NETNS: own }),
-    conf("1.0.0"),
-  );
-  assertEquals(failing.stdout, errorJson(999, "no"));
+  // DEL runs first (it cleans up what it can), then the check fails it.
+  let deleted = 0;
+  const deleting = fakePlugin({ del: () => (deleted++, Promise.resolve()) });
+  const delFirst = await run(deleting, env("DEL", { CNI_NETNS: own }), conf("1.0.0"));
+  assertEquals([delFirst.stdout, deleted], [errorJson(8, msg), 1]);
 });
 
 Deno.test("denoIo() refuses stdin beyond its limit with code 5", async () => {
