@@ -60,7 +60,7 @@ import {
   RestoreBatch,
   usesNftables,
 } from "../lib/firewall/iptables.ts";
-import { nftRuleTargets } from "../lib/firewall/nfnetlink.ts";
+import { jumpsTo, nftRulePayloads } from "../lib/firewall/nfnetlink.ts";
 import { applyNft, listNftTable, NftError, NftTransaction } from "../lib/firewall/nft.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
 import { transact } from "../lib/firewall/transaction.ts";
@@ -370,7 +370,20 @@ function defaultSharedRulesSingle(
 ): boolean {
   if (!usesNftables(family)) return false;
   try {
-    return sharedRulesSingle((chain) => nftRuleTargets(nftFamilyOf(family), "nat", chain), repair);
+    const payloads = new Map<string, Uint8Array[]>();
+    const rulesOf = (chain: string) => {
+      let rules = payloads.get(chain);
+      if (rules === undefined) {
+        rules = nftRulePayloads(nftFamilyOf(family), "nat", chain);
+        payloads.set(chain, rules);
+      }
+      return rules;
+    };
+    // Only rules naming the target are decoded: POSTROUTING holds a masquerade jump per container.
+    return sharedRulesSingle({
+      jumps: (chain, target) => jumpsTo(rulesOf(chain), target),
+      rules: (chain) => rulesOf(chain).length,
+    }, repair);
   } catch {
     return false;
   }

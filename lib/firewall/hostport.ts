@@ -273,25 +273,30 @@ export function planSharedRepair(
   for (const [chain, rule] of shared) plan.dropExtraCopies(chain, rule);
 }
 
+/** What nf_tables shows of the shared places' rules: counts only (see {@linkcode sharedRulesSingle}). */
+export interface SharedRuleView {
+  /** How many rules of `chain` jump or go to `target`. */
+  jumps(chain: string, target: string): number;
+  /** How many rules `chain` holds. */
+  rules(chain: string): number;
+}
+
 /**
  * Whether each shared rule {@linkcode planSharedRepair} repairs is there at
- * most once, judged from what each rule of a chain jumps or goes to
- * (`targetsOf(chain)`: one entry per rule, in order). Then a DEL can skip
- * the listing that the repair needs. The mark chains hold one rule each when
- * intact; more rules of any kind count as a possible copy.
+ * most once, judged from where the rules of each shared place jump. Then a
+ * DEL can skip the listing that the repair needs. The mark chains hold one
+ * rule each when intact; more rules of any kind count as a possible copy.
  */
 export function sharedRulesSingle(
-  targetsOf: (chain: string) => readonly (readonly string[])[],
+  view: SharedRuleView,
   options: HostportAddOptions & { snat: boolean },
 ): boolean {
-  const jumps = (chain: string, target: string) =>
-    targetsOf(chain).filter((targets) => targets.includes(target)).length;
-  if (jumps("PREROUTING", HOSTPORT_DNAT_CHAIN) > 1) return false;
-  if (jumps("OUTPUT", HOSTPORT_DNAT_CHAIN) > 1) return false;
+  if (view.jumps("PREROUTING", HOSTPORT_DNAT_CHAIN) > 1) return false;
+  if (view.jumps("OUTPUT", HOSTPORT_DNAT_CHAIN) > 1) return false;
   if (options.snat && options.markBit !== undefined) {
-    if (jumps("POSTROUTING", HOSTPORT_MASQ_CHAIN) > 1) return false;
-    if (targetsOf(HOSTPORT_SETMARK_CHAIN).length > 1) return false;
-    if (targetsOf(HOSTPORT_MASQ_CHAIN).length > 1) return false;
+    if (view.jumps("POSTROUTING", HOSTPORT_MASQ_CHAIN) > 1) return false;
+    if (view.rules(HOSTPORT_SETMARK_CHAIN) > 1) return false;
+    if (view.rules(HOSTPORT_MASQ_CHAIN) > 1) return false;
   }
   return true;
 }

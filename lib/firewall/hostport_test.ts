@@ -219,6 +219,13 @@ Deno.test("nftHostportAdd() deletes the container's earlier rules first", () => 
   assertEquals(lines.some((l) => l.includes("masquerading")), false);
 });
 
+/** A view of chains given as each rule's jump targets. */
+const viewOf = (chains: Record<string, string[][]>) => ({
+  jumps: (chain: string, target: string) =>
+    (chains[chain] ?? []).filter((targets) => targets.includes(target)).length,
+  rules: (chain: string) => (chains[chain] ?? []).length,
+});
+
 Deno.test("sharedRulesSingle() is false as soon as one shared rule may be doubled", () => {
   const intact: Record<string, string[][]> = {
     PREROUTING: [["DOCKER"], ["CNI-HOSTPORT-DNAT"]],
@@ -231,7 +238,7 @@ Deno.test("sharedRulesSingle() is false as soon as one shared rule may be double
     chains: Record<string, string[][]>,
     snat = true,
     markBit: number | undefined = 13,
-  ) => sharedRulesSingle((chain) => chains[chain] ?? [], { snat, markBit });
+  ) => sharedRulesSingle(viewOf(chains), { snat, markBit });
   assertEquals(single(intact), true);
   assertEquals(single({}), true); // a node without any of them
   const doubled = (chain: string, rule: string[]) => ({
@@ -246,5 +253,5 @@ Deno.test("sharedRulesSingle() is false as soon as one shared rule may be double
   // Without snat, or with an external mark chain, the mark rules are not repaired: not looked at.
   assertEquals(single(doubled("CNI-HOSTPORT-MASQ", []), false), true);
   const external = doubled("POSTROUTING", ["CNI-HOSTPORT-MASQ"]);
-  assertEquals(sharedRulesSingle((chain) => external[chain] ?? [], { snat: true }), true);
+  assertEquals(sharedRulesSingle(viewOf(external), { snat: true }), true);
 });

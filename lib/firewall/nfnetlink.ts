@@ -1,8 +1,8 @@
 /**
  * What the firewall layer asks nf_tables directly, over nfnetlink, instead
- * of starting a tool: whether a table exists, which chains a chain's rules
- * jump to (or whether they may mention some bytes), and when a process (an `iptables-restore` or `nft` we started)
- * has committed its batches.
+ * of starting a tool: whether a table exists, what a chain's rules jump to
+ * (or whether they may mention some bytes), and when a process (an
+ * `iptables-restore` or `nft` we started) has committed its batches.
  *
  * nf_tables announces every commit to the `NFNLGRP_NFTABLES` multicast group
  * as `NFT_MSG_NEWGEN`, with the committing process's pid.
@@ -131,15 +131,6 @@ export function nftRulePayloads(family: string, table: string, chain: string): U
   return messages
     .filter((m) => m.header.type === ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE))
     .map((m) => m.payload);
-}
-
-/**
- * The chains each rule of `family table chain` jumps or goes to, in rule
- * order (one entry per rule, empty for a rule with no such verdict); see
- * {@linkcode nftRulePayloads}.
- */
-export function nftRuleTargets(family: string, table: string, chain: string): string[][] {
-  return nftRulePayloads(family, table, chain).map(ruleTargets);
 }
 
 /**

@@ -164,7 +164,8 @@ Deno.test("ruleTargets() reads the chains a rule jumps or goes to, and nothing e
 });
 
 Deno.test({
-  name: "nftRuleTargets() lists what the rules iptables-nft wrote jump to (kernel)",
+  name:
+    "nftRulePayloads() returns the rules iptables-nft wrote, whose targets ruleTargets() reads (kernel)",
   ignore: !ROOT,
   async fn() {
     await using ns = await createNetns("cbx-nfnl");
@@ -182,14 +183,15 @@ Deno.test({
         "iptables -t nat -A PREROUTING -g CBX-A",
       ].join(" && "),
     ]);
-    const script = `import { nftRuleTargets } from "${NFNETLINK}";
+    const script = `import { jumpsTo, nftRulePayloads, ruleTargets } from "${NFNETLINK}";
+      const targets = (family, chain) => nftRulePayloads(family, "nat", chain).map(ruleTargets);
       console.log(JSON.stringify([
-        nftRuleTargets("ip", "nat", "PREROUTING"), nftRuleTargets("ip", "nat", "OUTPUT"),
-        nftRuleTargets("ip", "nat", "CBX-NONE"), nftRuleTargets("ip6", "nat", "PREROUTING"),
+        targets("ip", "PREROUTING"), targets("ip", "OUTPUT"), targets("ip", "CBX-NONE"),
+        targets("ip6", "PREROUTING"), jumpsTo(nftRulePayloads("ip", "nat", "PREROUTING"), "CBX-A"),
       ]));`;
     assertEquals(
       JSON.parse(await inNs(Deno.execPath(), ["eval", script])),
-      [[["CBX-A"], [], ["CBX-A"]], [], [], []],
+      [[["CBX-A"], [], ["CBX-A"]], [], [], [], 2],
     );
   },
 });
