@@ -42,6 +42,33 @@ import { renderTable, type Row } from "./_bench_stats.ts";
 
 /** Scenario names in run order, with their issue numbers. */
 export const SCENARIOS = ["chain", "hostlocal", "concurrent", "start", "status"] as const;
+/**
+ * Waits (at most 20 s) until the kernel has finished the work an earlier
+ * scenario left behind: deleting dozens of network namespaces goes on in
+ * kernel workers for seconds after the last DEL, and a start-up timed then
+ * measures that, not the plugins. Settled = the CPUs at least 90 % idle over
+ * two 500 ms windows in a row (/proc/stat).
+ */
+async function settle(log: (line: string) => void): Promise<void> {
+  const busyAndTotal = () => {
+    const ticks = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1)
+      .map(Number);
+    const total = ticks.reduce((a, b) => a + b, 0);
+    return { idle: ticks[3] + ticks[4], total }; // idle + iowait
+  };
+  const started = performance.now();
+  let quiet = 0;
+  while (quiet < 2 && performance.now() - started < 20_000) {
+    const before = busyAndTotal();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const after = busyAndTotal();
+    const idle = (after.idle - before.idle) / Math.max(1, after.total - before.total);
+    quiet = idle >= 0.9 ? quiet + 1 : 0;
+  }
+  const waited = (performance.now() - started) / 1000;
+  if (waited > 1.5) log(`bench: waited ${waited.toFixed(1)} s for the machine to settle`);
+}
+
 /** A scenario name. */
 export type Scenario = (typeof SCENARIOS)[number];
 
@@ -310,6 +337,7 @@ export async function runBench(
       for (const [name, run] of runners) {
         if (!options.scenarios.includes(name)) continue;
         try {
+          await settle(log);
           await run(ctx);
         } catch (error) {
           // One broken scenario (e.g. a plugin failing) must not hide the others' numbers.
