@@ -302,7 +302,9 @@ function prefixed(error: unknown): never {
 /**
  * The host interface that routes to `address` (IPv4), from the main routing
  * table in `/proc/net/route`: longest prefix, then lowest metric. Undefined
- * if none.
+ * if none, or if the best route is a blackhole. (The reference asks the
+ * kernel, which also follows policy routing rules; reading the main table
+ * keeps the netlink route code out of portmap's runs.)
  */
 export function routingInterface(address: IpAddress, routeTable: string): string | undefined {
   const value = address.value;
@@ -325,7 +327,9 @@ export function routingInterface(address: IpAddress, routeTable: string): string
       best = { name, len, metric: metricValue };
     }
   }
-  return best?.name;
+  // A blackhole, unreachable or prohibit route shows as interface "*": no
+  // interface routes there (the reference's route lookup fails and skips it).
+  return best?.name === "*" ? undefined : best?.name;
 }
 
 /** Dependencies of the portmap handlers (tests inject fakes). */

@@ -633,6 +633,12 @@ Deno.test("routingInterface() picks the longest matching prefix from /proc/net/r
     routingInterface(parseIp("8.8.8.8"), table.split("\n").slice(2).join("\n")),
     undefined,
   );
+  // `ip route add blackhole 10.77.0.0/24` as /proc/net/route shows it: no interface.
+  const blackhole = [
+    ...table.split("\n").slice(0, 2),
+    "*\t00004D0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0",
+  ].join("\n");
+  assertEquals(routingInterface(parseIp("10.77.0.3"), blackhole), undefined);
 });
 
 // ---------------------------------------------------------------- side by side with the reference (root)
