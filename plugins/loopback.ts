@@ -6,7 +6,8 @@
  * @module
  */
 import { declaredCniVersion, parsePrevResult } from "../lib/cni/config.ts";
-import type { CmdArgs, IPConfig, Plugin, Result } from "../lib/cni/types.ts";
+import { fieldTypeError, goField, isJsonObject } from "../lib/cni/_go.ts";
+import type { CmdArgs, IPConfig, NetConf, Plugin, Result } from "../lib/cni/types.ts";
 import { SUPPORTED_VERSIONS } from "../lib/cni/version.ts";
 import { AF_INET, AF_INET6, openHandle } from "../lib/netlink/mod.ts";
 import { NetnsNotFoundError } from "../lib/sys/netns.ts";
@@ -17,7 +18,25 @@ function isLoopbackAddress(address: string): boolean {
   return address === "::1" || address.startsWith("127.");
 }
 
+/**
+ * prevResult as upstream's `parseNetConf` reads it, before the namespace is
+ * touched: a bad one fails the ADD with lo left as it was.
+ */
+function prevResultOf(conf: NetConf): Result | undefined {
+  const raw = goField(conf, "prevResult");
+  if (raw !== undefined && raw !== null && !isJsonObject(raw)) {
+    const error = fieldTypeError(raw, "NetConf.prevResult", "map[string]interface {}");
+    throw new Error(`failed to parse network config: ${error.message}`);
+  }
+  try {
+    return parsePrevResult(conf);
+  } catch (error) {
+    throw new Error(`failed to parse prevResult: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 function add(args: CmdArgs): Promise<Result> {
+  const prevResult = prevResultOf(args.conf);
   using handle = openHandle({ netns: args.netns });
   handle.linkSetUp(LOOPBACK);
   const addresses = handle.addrList({ link: LOOPBACK });
@@ -27,7 +46,6 @@ function add(args: CmdArgs): Promise<Result> {
     }
   }
 
-  const prevResult = parsePrevResult(args.conf);
   if (prevResult) return Promise.resolve(prevResult);
 
   // Labelled with the config's version but 1.x-shaped, exactly as upstream

@@ -183,6 +183,16 @@ Deno.test({
         env: env("ADD", "/var/run/netns/cbx-lo-never-existed"),
         stdin: conf("1.0.0"),
       },
+      {
+        what: "prevResult not an object",
+        env: env("ADD", ns.path),
+        stdin: conf("1.0.0", { prevResult: "x" }),
+      },
+      {
+        what: "prevResult of another version family",
+        env: env("ADD", ns.path),
+        stdin: conf("1.0.0", { prevResult: { cniVersion: "0.4.0", ips: [] } }),
+      },
     ];
     for (const c of cases) {
       const a = await runApplet("loopback", { env: c.env, stdin: c.stdin });
@@ -194,6 +204,10 @@ Deno.test({
       if (c.what === "unknown version") {
         assertEquals([mine.code, mine.msg], [reference.code, reference.msg]);
         assertStringIncludes(mine.details, `"1.1.0"`);
+      } else if (c.what === "prevResult of another version family") {
+        // The supported versions listed differ (1.1.1: [1.0.0], HEAD: [1.0.0 1.1.0]).
+        const hideList = (msg: string) => msg.replace(/\[[0-9. ]+\]/, "[...]");
+        assertEquals([mine.code, hideList(mine.msg)], [reference.code, hideList(reference.msg)]);
       } else {
         assertEquals(mine, reference, c.what);
       }
