@@ -109,10 +109,8 @@ function openContainerNetns(path: string): NetnsFd {
     return openNetnsFd(path);
   } catch (error) {
     if (error instanceof NetnsNotFoundError) {
-      const why = error.reason === "missing"
-        ? `failed to Statfs "${path}": no such file or directory`
-        : `unknown FS magic on "${path}"`;
-      throw new Error(`failed to open netns "${path}": ${why}`, { cause: error });
+      // Its message is the ns package's (`unknown FS magic on "<path>": ef53`).
+      throw new Error(`failed to open netns "${path}": ${error.message}`, { cause: error });
     }
     throw new Error(`failed to open netns "${path}": ${goErrorText(error)}`, { cause: error });
   }
