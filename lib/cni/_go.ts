@@ -1,13 +1,40 @@
 /**
  * Private helpers that reproduce the Go standard library's text formats where
  * they leak into CNI messages: `%q` quoting, `encoding/json` syntax and type
- * error messages, Go's JSON output escaping and `encoding/json`'s
- * case-insensitive struct field matching.
+ * error messages, Go's JSON output escaping, `encoding/json`'s
+ * case-insensitive struct field matching, and `filepath.Join`'s lexical
+ * cleaning (which decides where files go).
  *
  * @module
  */
 
 const HEX = "0123456789abcdef";
+
+/**
+ * Go's `filepath.Join`: the non-empty elements joined by "/" and cleaned
+ * lexically (no repeated "/", no "." and no "name/.." pairs; ".." at the
+ * root is dropped), without asking the file system, so `a/link/../b` is
+ * `a/b` whatever `link` points to.
+ *
+ * @example Usage
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * assertEquals(goJoinPath("/var/lib/cni/", "../networks//n"), "/var/lib/networks/n");
+ * ```
+ */
+export function goJoinPath(...elements: string[]): string {
+  const joined = elements.filter((e) => e !== "").join("/");
+  if (joined === "") return "";
+  const absolute = joined.startsWith("/");
+  const parts: string[] = [];
+  for (const part of joined.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === ".." && parts.length > 0 && parts[parts.length - 1] !== "..") parts.pop();
+    else if (part !== ".." || !absolute) parts.push(part);
+  }
+  const out = (absolute ? "/" : "") + parts.join("/");
+  return out === "" ? "." : out;
+}
 
 function isPrintable(ch: string): boolean {
   // strconv.IsPrint: letters, marks, numbers, punctuation, symbols and ASCII space.

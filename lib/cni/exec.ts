@@ -19,26 +19,13 @@
 import { CniError } from "./error.ts";
 import {
   fieldTypeError,
+  goJoinPath,
   goJsonDecode,
   goList,
   goQuote,
   isJsonObject,
   valueTypeError,
 } from "./_go.ts";
-
-/** `filepath.Join(dir, name)` for a plain file name (Go cleans the result). */
-function joinPath(dir: string, name: string): string {
-  const joined = dir === "" ? name : `${dir}/${name}`;
-  const absolute = joined.startsWith("/");
-  const parts: string[] = [];
-  for (const part of joined.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === ".." && parts.length > 0 && parts[parts.length - 1] !== "..") parts.pop();
-    else if (part !== ".." || !absolute) parts.push(part);
-  }
-  const out = (absolute ? "/" : "") + parts.join("/");
-  return out === "" ? "." : out;
-}
 
 /**
  * Go's `invoke.FindInPath`: the first `<dir>/<name>` in `paths` that is a
@@ -52,7 +39,7 @@ export function findPlugin(name: string, paths: readonly string[]): string {
   if (name.includes("/")) throw new Error(`invalid plugin name: ${name}`);
   if (paths.length === 0) throw new Error("no paths provided");
   for (const dir of paths) {
-    const full = joinPath(dir, name);
+    const full = goJoinPath(dir, name);
     try {
       if (Deno.statSync(full).isFile) return full;
     } catch {

@@ -18,6 +18,7 @@
  * @module
  */
 
+import { goJoinPath } from "../cni/_go.ts";
 import type { Attachment } from "../cni/types.ts";
 import { formatIp, type IpAddress, tryParseIp } from "../ip/cidr.ts";
 import { goOsError } from "./_os_error.ts";
@@ -38,10 +39,13 @@ function writeAll(file: Deno.FsFile, text: string): void {
   while (off < data.length) off += file.writeSync(data.subarray(off));
 }
 
-/** The lease directory of a network: `<dataDir or default>/<network>`. */
+/**
+ * The lease directory of a network: `<dataDir or default>/<network>`,
+ * cleaned like the reference's `filepath.Join` (lexically: `a/link/../b` is
+ * `a/b`), so both implementations use the same directory.
+ */
 export function leaseDirOf(network: string, dataDir = ""): string {
-  const root = dataDir === "" ? DEFAULT_DATA_DIR : dataDir.replace(/(.)\/+$/, "$1");
-  return root === "/" ? `/${network}` : `${root}/${network}`;
+  return goJoinPath(dataDir === "" ? DEFAULT_DATA_DIR : dataDir, network);
 }
 
 /** The content key of a lease owned by (id, ifname), as written and as matched. */

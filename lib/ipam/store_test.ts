@@ -30,6 +30,10 @@ Deno.test("leaseDirOf() joins the data dir and the network, defaulting like the 
   assertEquals(leaseDirOf("n", ""), "/var/lib/cni/networks/n");
   assertEquals(leaseDirOf("n", "/run/cni/"), "/run/cni/n");
   assertEquals(leaseDirOf("n", "/"), "/n");
+  // Cleaned lexically like Go's filepath.Join, whatever `link` is on disk.
+  assertEquals(leaseDirOf("n", "/d/link/../dd2"), "/d/dd2/n");
+  assertEquals(leaseDirOf("n", "/d/./x//y/"), "/d/x/y/n");
+  assertEquals(leaseDirOf("n", "rel/../data"), "data/n");
   assertEquals(leaseKey(" c1 ", "eth0"), "c1\r\neth0");
   assertEquals(parseLeaseKey("c1\r\neth0"), { containerId: "c1", ifname: "eth0" });
   assertEquals(parseLeaseKey("legacy"), { containerId: "legacy" });
