@@ -232,7 +232,8 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
       requireIptables(conf, false);
       const addresses = hostAddresses(result);
       let isolation: { bridge: string; policy: "same-bridge" | "isolated" } | undefined;
-      if (conf.ingressPolicy !== "open" && addresses.size > 0) {
+      // The reference asks for the bridge even when there is no address to isolate.
+      if (conf.ingressPolicy !== "open") {
         const bridge = result.interfaces?.[0]?.name;
         if (!result.interfaces?.length) {
           throw new Error(

@@ -214,12 +214,14 @@ Deno.test("firewall ADD needs prevResult, and interfaces for an ingress policy",
     "missing prevResult from earlier plugin",
   );
   const noInterfaces = { cniVersion: "1.0.0", ips: [{ address: "10.0.0.2/24" }] };
-  await assertRejects(
-    () =>
-      funcs.add(cmdArgs("ADD", conf({ ingressPolicy: "same-bridge", prevResult: noInterfaces }))),
-    Error,
-    'interface needs to be set for ingress policy "same-bridge", make sure to chain "firewall" plugin with "bridge"',
-  );
+  // Also without any address, as the reference (nothing to isolate, but the bridge is asked for).
+  for (const prev of [noInterfaces, { cniVersion: "1.0.0" }]) {
+    await assertRejects(
+      () => funcs.add(cmdArgs("ADD", conf({ ingressPolicy: "same-bridge", prevResult: prev }))),
+      Error,
+      'interface needs to be set for ingress policy "same-bridge", make sure to chain "firewall" plugin with "bridge"',
+    );
+  }
 });
 
 Deno.test("firewall DEL removes the address rules it finds and starts nothing without prevResult", async () => {
