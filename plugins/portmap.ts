@@ -219,20 +219,30 @@ export function parsePortmapConf(
     fail(`markMasqBit must be an integer, got ${JSON.stringify(markBit)}`);
   }
   if (markBit < 0 || markBit > 31) fail("MasqMarkBit must be between 0 and 31");
-  let externalSetMarkChain: string | undefined;
-  let conditionsV4: string[] = [];
-  let conditionsV6: string[] = [];
-  try {
-    if (hasExternal) {
-      externalSetMarkChain = validateChainName(external, "externalSetMarkChain");
+  // Values that end up in rule text. The reference's DEL checks only their JSON types, so
+  // `lenient` (DEL) drops a bad value (it never reaches rule text) rather than failing.
+  const checked = <T>(check: () => T, fallback: T): T => {
+    try {
+      return check();
+    } catch (error) {
+      if (options.lenient && error instanceof RangeError) return fallback;
+      return fail((error as Error).message);
     }
-    const v4 = field(conf, "conditionsV4");
-    if (v4 !== undefined && v4 !== null) conditionsV4 = validateConditions(v4, "conditionsV4");
-    const v6 = field(conf, "conditionsV6");
-    if (v6 !== undefined && v6 !== null) conditionsV6 = validateConditions(v6, "conditionsV6");
-  } catch (error) {
-    fail((error as Error).message);
-  }
+  };
+  const externalSetMarkChain = hasExternal
+    ? checked<string | undefined>(
+      () => validateChainName(external, "externalSetMarkChain"),
+      undefined,
+    )
+    : undefined;
+  const conditionsOf = (key: "conditionsV4" | "conditionsV6") => {
+    const value = field(conf, key);
+    return value === undefined || value === null
+      ? []
+      : checked(() => validateConditions(value, key), []);
+  };
+  const conditionsV4 = conditionsOf("conditionsV4");
+  const conditionsV6 = conditionsOf("conditionsV6");
 
   // Backend selection and cross-checks, as the reference's validateBackend.
   const specific: Record<string, string[]> = { iptables: [], nftables: [] };

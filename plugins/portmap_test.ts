@@ -368,6 +368,20 @@ Deno.test("portmap DEL undoes an ADD that failed on a bad mapping; only a port b
       JSON.stringify(mapping),
     );
   }
+  // Values that ADD refuses for rule text: DEL goes on without them (the reference checks types only).
+  for (
+    const extra of [
+      { externalSetMarkChain: "MY CHAIN" },
+      { conditionsV4: ["-s", ""] },
+      { conditionsV4: ["-m", "x\ny"] },
+    ]
+  ) {
+    const deps = fakeDeps({ 4: golden("portmap_reference_v4.save"), 6: EMPTY_NAT });
+    await portmapFuncs(deps).del(cmdArgs("DEL", conf(extra)));
+    const restores = deps.execer.calls.filter((c) => c.cmd === "iptables-restore");
+    assertMatch(restores.at(-1)?.stdin ?? "", /\n-X CNI-DN-[0-9a-f]{21}\n/, JSON.stringify(extra));
+    assert(restores.every((c) => !c.stdin?.includes("MY CHAIN") && !c.stdin?.includes("x\ny")));
+  }
   const deps = fakeDeps();
   const zero = conf({
     runtimeConfig: { portMappings: [{ hostPort: 0, containerPort: 80, protocol: "tcp" }] },

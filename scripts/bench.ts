@@ -51,7 +51,8 @@ export const SCENARIOS = ["chain", "hostlocal", "concurrent", "start", "status"]
  */
 async function settle(log: (line: string) => void): Promise<void> {
   const busyAndTotal = () => {
-    const ticks = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1)
+    // user nice system idle iowait irq softirq steal (guest time is inside user and nice).
+    const ticks = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1, 9)
       .map(Number);
     const total = ticks.reduce((a, b) => a + b, 0);
     return { idle: ticks[3] + ticks[4], total }; // idle + iowait
