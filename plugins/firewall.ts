@@ -53,7 +53,7 @@ import {
   tokenizeRule,
   usesNftables,
 } from "../lib/firewall/iptables.ts";
-import { jumpsTo, nftRulePayloads, payloadHolds } from "../lib/firewall/nfnetlink.ts";
+import { jumpsTo, nftTableRules, payloadHolds } from "../lib/firewall/nfnetlink.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
 import {
   DEFAULT_RECORD_ROOT,
@@ -172,15 +172,7 @@ export interface FirewallDeps {
 function defaultUnlistedAddReady(family: Family, setup: ForwardSetup): boolean {
   if (!usesNftables(family)) return false;
   try {
-    const payloads = new Map<string, Uint8Array[]>();
-    const rulesOf = (chain: string) => {
-      let rules = payloads.get(chain);
-      if (rules === undefined) {
-        rules = nftRulePayloads(family === 4 ? "ip" : "ip6", "filter", chain);
-        payloads.set(chain, rules);
-      }
-      return rules;
-    };
+    const rulesOf = nftTableRules(family === 4 ? "ip" : "ip6", "filter");
     return unlistedAddReady({
       jumps: (chain, target) => jumpsTo(rulesOf(chain), target),
       mayMention: (chain, address) => {

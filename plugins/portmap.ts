@@ -60,7 +60,7 @@ import {
   RestoreBatch,
   usesNftables,
 } from "../lib/firewall/iptables.ts";
-import { jumpsTo, nftRulePayloads } from "../lib/firewall/nfnetlink.ts";
+import { jumpsTo, nftTableRules } from "../lib/firewall/nfnetlink.ts";
 import { applyNft, listNftTable, NftError, NftTransaction } from "../lib/firewall/nft.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
 import { transact } from "../lib/firewall/transaction.ts";
@@ -384,15 +384,7 @@ function defaultSharedRulesSingle(
 ): boolean {
   if (!usesNftables(family)) return false;
   try {
-    const payloads = new Map<string, Uint8Array[]>();
-    const rulesOf = (chain: string) => {
-      let rules = payloads.get(chain);
-      if (rules === undefined) {
-        rules = nftRulePayloads(nftFamilyOf(family), "nat", chain);
-        payloads.set(chain, rules);
-      }
-      return rules;
-    };
+    const rulesOf = nftTableRules(nftFamilyOf(family), "nat");
     // Only rules naming the target are decoded: POSTROUTING holds a masquerade jump per container.
     return sharedRulesSingle({
       jumps: (chain, target) => jumpsTo(rulesOf(chain), target),

@@ -134,6 +134,22 @@ export function nftRulePayloads(family: string, table: string, chain: string): U
 }
 
 /**
+ * {@linkcode nftRulePayloads} of one table, each chain dumped at most once
+ * however often it is asked about.
+ */
+export function nftTableRules(family: string, table: string): (chain: string) => Uint8Array[] {
+  const dumped = new Map<string, Uint8Array[]>();
+  return (chain) => {
+    let rules = dumped.get(chain);
+    if (rules === undefined) {
+      rules = nftRulePayloads(family, table, chain);
+      dumped.set(chain, rules);
+    }
+    return rules;
+  };
+}
+
+/**
  * Whether `bytes` occur anywhere in `payload`. A rule that jumps to a chain
  * holds its name, and a rule that matches an address holds the address's
  * bytes, so this filters rules before the (much slower) attribute decoding;
