@@ -548,8 +548,11 @@ Deno.test({
     );
     // A rule an earlier container left for the same address: listed, so not appended twice.
     await host.exec("iptables", ["-A", "CNI-FORWARD", "-s", "10.77.0.5/32", "-j", "ACCEPT"]);
-    assertEquals(await add("c3", ["10.77.0.5/24"]), ["iptables", "iptables-restore"]);
+    await host.exec("ip6tables", ["-A", "CNI-FORWARD", "-s", "fd77::5/128", "-j", "ACCEPT"]);
+    assertEquals(await add("c3", ["10.77.0.5/24", "fd77::5/64"]), listed);
     assertEquals(count(await v4Rules(), "-A CNI-FORWARD -s 10.77.0.5/32 -j ACCEPT"), 1);
+    const v6Rules = (await saves(host)).split("--- ip6tables ---")[1].split("\n");
+    assertEquals(count(v6Rules, "-A CNI-FORWARD -s fd77::5/128 -j ACCEPT"), 1);
     // A doubled shared jump (the reference's check-then-insert race): listed and repaired.
     const jump = '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD';
     await host.exec("iptables", [
