@@ -472,53 +472,50 @@ for (const [name, extra] of Object.entries(SCENARIOS)) {
   });
 }
 
+/** ADD of c1 then c2, DEL of c1: cnibox leaves the reference's rules after each step. */
+async function assertLikeReference(
+  first: Record<string, unknown>,
+  second: Record<string, unknown>,
+): Promise<void> {
+  const scenario: Scenario = {
+    add: [fwCall("ADD", first, "c1"), fwCall("ADD", second, "c2")],
+    del: [fwCall("DEL", first, "c1")],
+  };
+  const ref = await runScenario(scenario, {
+    adder: runReference,
+    deleter: runReference,
+    createNetns,
+  });
+  const ours = await runScenario(scenario, { adder: runOurs, deleter: runOurs, createNetns });
+  assertEquals(asReference(ours.afterAdd), ref.afterAdd);
+  assertEquals(asReference(ours.afterDel), ref.afterDel);
+}
+
 Deno.test({
   name:
     "firewall ADD of a second container, without a listing, matches the reference (kernel, reference)",
   ignore: !REF,
-  async fn() {
-    const first = { prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]) };
-    const second = { prevResult: prevResult(["10.77.0.4/24", "fd77::4/64"]) };
-    const scenario: Scenario = {
-      add: [fwCall("ADD", first, "c1"), fwCall("ADD", second, "c2")],
-      del: [fwCall("DEL", first, "c1")],
-    };
-    const ref = await runScenario(scenario, {
-      adder: runReference,
-      deleter: runReference,
-      createNetns,
-    });
-    const ours = await runScenario(scenario, { adder: runOurs, deleter: runOurs, createNetns });
-    assertEquals(ours.afterAdd, ref.afterAdd);
-    assertEquals(ours.afterDel, ref.afterDel);
-  },
+  fn: () =>
+    assertLikeReference(
+      { prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]) },
+      { prevResult: prevResult(["10.77.0.4/24", "fd77::4/64"]) },
+    ),
 });
 
 Deno.test({
   name: "firewall ADD for a second bridge and container matches the reference (kernel, reference)",
   ignore: !REF,
-  async fn() {
-    const first = {
-      ingressPolicy: "same-bridge",
-      prevResult: prevResult(["10.77.0.3/24"], { bridge: "cni-test0" }),
-    };
-    const second = {
-      ingressPolicy: "same-bridge",
-      prevResult: prevResult(["10.78.0.2/24"], { bridge: "cni-test1" }),
-    };
-    const scenario: Scenario = {
-      add: [fwCall("ADD", first, "c1"), fwCall("ADD", second, "c2")],
-      del: [fwCall("DEL", first, "c1")],
-    };
-    const ref = await runScenario(scenario, {
-      adder: runReference,
-      deleter: runReference,
-      createNetns,
-    });
-    const ours = await runScenario(scenario, { adder: runOurs, deleter: runOurs, createNetns });
-    assertEquals(asReference(ours.afterAdd), ref.afterAdd);
-    assertEquals(asReference(ours.afterDel), ref.afterDel);
-  },
+  fn: () =>
+    assertLikeReference(
+      {
+        ingressPolicy: "same-bridge",
+        prevResult: prevResult(["10.77.0.3/24"], { bridge: "cni-test0" }),
+      },
+      {
+        ingressPolicy: "same-bridge",
+        prevResult: prevResult(["10.78.0.2/24"], { bridge: "cni-test1" }),
+      },
+    ),
 });
 
 Deno.test({
