@@ -20,8 +20,15 @@
  */
 import { IN_PROCESS_IPAM, PLUGIN_FILES, PLUGIN_VERSIONS } from "../applets.ts";
 
-/** V8 flags a bundle runs with: compile everything once, so the code cache covers all of it. */
-export const BUNDLE_V8_FLAGS = "--no-lazy";
+/**
+ * V8 flags a bundle runs with. `--no-lazy`: compile everything once, so the
+ * code cache covers all of it. `--no-enable-lazy-source-positions`: keep
+ * source positions with the bytecode (and in the cache). Without them the
+ * first `Error` of a run made V8 reparse the functions on its stack, the
+ * whole bundle when its top level was among them: 3.5 ms for bridge's,
+ * 1.9 ms for loopback's (docs/bench.md).
+ */
+export const BUNDLE_V8_FLAGS = "--no-lazy,--no-enable-lazy-source-positions";
 
 /** Part of the fingerprint, bumped when the way bundles are built changes outside this module. */
 const BUNDLE_FORMAT = 1;
@@ -111,7 +118,9 @@ export function bundleSources(root: string): string[] {
 /** A short hex digest of the sources, the Deno version and the bundle format. */
 export async function bundleFingerprint(root: string): Promise<string> {
   const encoder = new TextEncoder();
-  const parts: Uint8Array[] = [encoder.encode(`${BUNDLE_FORMAT}\0${Deno.version.deno}\0`)];
+  const parts: Uint8Array[] = [
+    encoder.encode(`${BUNDLE_FORMAT}\0${Deno.version.deno}\0${BUNDLE_V8_FLAGS}\0`),
+  ];
   for (const file of bundleSources(root)) {
     parts.push(encoder.encode(`${file}\0`), Deno.readFileSync(`${root}${file}`), new Uint8Array(1));
   }

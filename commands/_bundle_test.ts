@@ -11,6 +11,7 @@ import { PLUGINS } from "../applets.ts";
 import { ROOT, sh } from "../lib/testing/netns.ts";
 import { createWorld, netConf } from "../plugins/_bridge_testing.ts";
 import {
+  BUNDLE_V8_FLAGS,
   bundleEntrySource,
   bundleFingerprint,
   bundleSources,
@@ -97,7 +98,7 @@ Deno.test("install points plugin launchers at this checkout's bundles, or at the
       const launcher = await Deno.readTextFile(`${dir}/${name}`);
       assert(launcher.startsWith("#!/bin/sh\n"), launcher);
       assertStringIncludes(launcher, `# cnibox-launcher: ${CHECKOUT_ROOT}plugin_main.ts`);
-      assertStringIncludes(launcher, `--v8-flags=--no-lazy`);
+      assertStringIncludes(launcher, ` --v8-flags=${BUNDLE_V8_FLAGS} `);
       assertStringIncludes(launcher, `'${bundles}/${name}.js'`);
       assert((await Deno.stat(`${bundles}/${name}.run.js`)).isFile);
       const version = await sh(`${dir}/${name}`, [], {

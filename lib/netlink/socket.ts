@@ -55,6 +55,7 @@ import {
   SOCK_RAW,
   socket,
   SOL_SOCKET,
+  tryRecvfrom,
 } from "../sys/libc.ts";
 
 /** Options for {@linkcode NetlinkSocket.open}. */
@@ -265,16 +266,11 @@ export class NetlinkSocket implements Disposable {
   receive(): NlMessage[] {
     const messages: NlMessage[] = [];
     for (;;) {
-      let n;
-      try {
-        n = recvfrom(this.fd, this.#buffer, {
-          address: this.#sender,
-          flags: MSG_TRUNC | MSG_DONTWAIT,
-        });
-      } catch (error) {
-        if (error instanceof OsError && error.errno === Errno.EAGAIN) return messages;
-        throw error;
-      }
+      const n = tryRecvfrom(this.fd, this.#buffer, {
+        address: this.#sender,
+        flags: MSG_TRUNC | MSG_DONTWAIT,
+      });
+      if (n === null) return messages;
       if (n > this.#buffer.length) {
         throw new RangeError(
           `Cannot receive netlink message: ${n} bytes exceed the ${this.#buffer.length}-byte buffer`,

@@ -215,6 +215,7 @@ export function cstr(text: string): Uint8Array {
 }
 
 const EINTR = 4;
+const EAGAIN = 11;
 
 /** `socket(2)`; returns the new fd. `protocol` defaults to 0. */
 export function socket(domain: number, options: { type: number; protocol?: number }): number {
@@ -281,6 +282,23 @@ export function recvfrom(
   buffer: Uint8Array,
   options: { address?: Uint8Array; flags?: number } = {},
 ): number {
+  const n = tryRecvfrom(fd, buffer, options);
+  if (n === null) throw new OsError(EAGAIN, "recvfrom");
+  return n;
+}
+
+/**
+ * {@linkcode recvfrom} for a receive that must not block (`MSG_DONTWAIT` or
+ * a non-blocking socket): null where it would block (EAGAIN). Waiting for
+ * data is no failure, so no error object is made for it: a process's first
+ * `Error` costs V8 a reparse of the functions on the stack for their source
+ * positions.
+ */
+export function tryRecvfrom(
+  fd: number,
+  buffer: Uint8Array,
+  options: { address?: Uint8Array; flags?: number } = {},
+): number | null {
   const address = options.address ?? null;
   const length = new Uint32Array([address?.length ?? 0]);
   for (;;) {
@@ -295,6 +313,7 @@ export function recvfrom(
     );
     if (n !== -1) return n;
     const code = errno();
+    if (code === EAGAIN) return null;
     if (code !== EINTR) throw new OsError(code, "recvfrom");
   }
 }

@@ -1,7 +1,22 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { ROOT } from "../testing/netns.ts";
 import { Errno } from "./errno.ts";
-import { CLONE_NEWNET, close, errno, gettid, open, OsError, read, setns } from "./libc.ts";
+import {
+  CLONE_NEWNET,
+  close,
+  errno,
+  gettid,
+  MSG_DONTWAIT,
+  open,
+  OsError,
+  read,
+  recvfrom,
+  setns,
+  SOCK_CLOEXEC,
+  SOCK_RAW,
+  socket,
+  tryRecvfrom,
+} from "./libc.ts";
 
 Deno.test("setns() on a bad fd throws OsError with EBADF read from errno", () => {
   const error = assertThrows(() => setns(9999, CLONE_NEWNET), OsError);
@@ -17,6 +32,20 @@ Deno.test("open() names the path and ENOENT", () => {
   const error = assertThrows(() => open("/nonexistent/cbx-nl"), OsError);
   assertEquals(error.errno, Errno.ENOENT);
   assertMatch(error.message, /^Cannot open "\/nonexistent\/cbx-nl": No such file or directory/);
+});
+
+Deno.test("a receive that would block: tryRecvfrom() is null, recvfrom() throws EAGAIN", () => {
+  const AF_NETLINK = 16; // lib/netlink/consts.ts; sys does not import netlink
+  const fd = socket(AF_NETLINK, { type: SOCK_RAW | SOCK_CLOEXEC });
+  try {
+    const buffer = new Uint8Array(64);
+    assertEquals(tryRecvfrom(fd, buffer, { flags: MSG_DONTWAIT }), null);
+    const error = assertThrows(() => recvfrom(fd, buffer, { flags: MSG_DONTWAIT }), OsError);
+    assertEquals(error.errno, Errno.EAGAIN);
+    assertEquals(error.syscall, "recvfrom");
+  } finally {
+    close(fd);
+  }
 });
 
 Deno.test("open() and read() return file contents", () => {
