@@ -26,9 +26,11 @@ import { IN_PROCESS_IPAM, PLUGIN_FILES, PLUGIN_VERSIONS } from "../applets.ts";
  * source positions with the bytecode (and in the cache). Without them the
  * first `Error` of a run made V8 reparse the functions on its stack, the
  * whole bundle when its top level was among them: 3.5 ms for bridge's,
- * 1.9 ms for loopback's (docs/bench.md).
+ * 1.9 ms for loopback's. `--single-threaded`: no V8 worker threads, whose
+ * start a run of a few ms does not repay (0.8 ms less CPU per run, which
+ * counts when many plugins start at once). Measurements in docs/bench.md.
  */
-export const BUNDLE_V8_FLAGS = "--no-lazy,--no-enable-lazy-source-positions";
+export const BUNDLE_V8_FLAGS = "--no-lazy,--no-enable-lazy-source-positions,--single-threaded";
 
 /** Part of the fingerprint, bumped when the way bundles are built changes outside this module. */
 const BUNDLE_FORMAT = 1;
@@ -138,10 +140,42 @@ export async function bundleFingerprint(root: string): Promise<string> {
 export interface BundleOptions {
   /** The `deno` executable that builds and later runs the bundles. */
   deno: string;
-  /** DENO_DIR the launchers pin (the code cache is warmed there). */
-  denoDir: string;
   /** The checkout. @default {CHECKOUT_ROOT} */
   root?: string;
+}
+
+/**
+ * The DENO_DIR plugin launchers pin for the bundles in `dir`: their own,
+ * holding only the bundles' V8 code cache. Deno keeps its caches in SQLite
+ * databases in WAL mode and exits without closing them, so a shared
+ * DENO_DIR's write-ahead logs stay as long as the last writer left them
+ * (4-6 MB here), and every process start reads them back to rebuild their
+ * index: 1-2 ms of CPU per plugin run. This one is written only while the
+ * bundles are warmed, and its logs are emptied then.
+ */
+export function bundleDenoDir(dir: string): string {
+  return `${dir}/.deno`;
+}
+
+/**
+ * Folds each SQLite database's write-ahead log in `denoDir` into the
+ * database and empties it (`PRAGMA wal_checkpoint(TRUNCATE)`). Files that
+ * are not databases are left alone.
+ */
+export async function checkpointCaches(denoDir: string): Promise<void> {
+  const { DatabaseSync } = await import("node:sqlite");
+  for (const entry of Deno.readDirSync(denoDir)) {
+    if (!entry.isFile || !entry.name.endsWith("_v2")) continue;
+    let db;
+    try {
+      db = new DatabaseSync(`${denoDir}/${entry.name}`);
+      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch {
+      // Not a database (or a busy one): a full log costs CPU, never correctness.
+    } finally {
+      db?.close();
+    }
+  }
 }
 
 async function run(
@@ -218,7 +252,7 @@ export async function ensureBundles(options: BundleOptions): Promise<string> {
   // the run journal is off, so the failures appear nowhere.
   const warm = {
     PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
-    DENO_DIR: options.denoDir,
+    DENO_DIR: bundleDenoDir(dir),
     DENO_NO_UPDATE_CHECK: "1",
     CNIBOX_JOURNAL: "",
   };
@@ -233,6 +267,7 @@ export async function ensureBundles(options: BundleOptions): Promise<string> {
       clearEnv: true,
     });
   }
+  await checkpointCaches(bundleDenoDir(dir));
   await Deno.writeTextFile(`${dir}/.complete`, "");
   return dir;
 }

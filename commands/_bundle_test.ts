@@ -12,6 +12,7 @@ import { ROOT, sh } from "../lib/testing/netns.ts";
 import { createWorld, netConf } from "../plugins/_bridge_testing.ts";
 import {
   BUNDLE_V8_FLAGS,
+  bundleDenoDir,
   bundleEntrySource,
   bundleFingerprint,
   bundleSources,
@@ -99,6 +100,7 @@ Deno.test("install points plugin launchers at this checkout's bundles, or at the
       assert(launcher.startsWith("#!/bin/sh\n"), launcher);
       assertStringIncludes(launcher, `# cnibox-launcher: ${CHECKOUT_ROOT}plugin_main.ts`);
       assertStringIncludes(launcher, ` --v8-flags=${BUNDLE_V8_FLAGS} `);
+      assertStringIncludes(launcher, `export DENO_DIR='${bundleDenoDir(bundles)}' `);
       assertStringIncludes(launcher, `'${bundles}/${name}.js'`);
       assert((await Deno.stat(`${bundles}/${name}.run.js`)).isFile);
       const version = await sh(`${dir}/${name}`, [], {
@@ -193,15 +195,24 @@ Deno.test("ensureBundles(): concurrent installs all get the finished directory a
   const saved = Deno.env.get("CNIBOX_JOURNAL");
   Deno.env.set("CNIBOX_JOURNAL", journal);
   try {
-    const options = { deno: Deno.execPath(), denoDir: denoDirOf(), root };
+    const options = { deno: Deno.execPath(), root };
     const dirs = await Promise.all([ensureBundles(options), ensureBundles(options)]);
     assertEquals(dirs[0], dirs[1]);
     assertEquals(dirs[0], `${root}dist/bundles/${await bundleFingerprint(root)}`);
     const files = [...Deno.readDirSync(dirs[0])].map((e) => e.name).sort();
     assertEquals(
       files,
-      [".complete", ...Object.keys(PLUGINS).flatMap((n) => [`${n}.js`, `${n}.run.js`])].sort(),
+      [".complete", ".deno", ...Object.keys(PLUGINS).flatMap((n) => [`${n}.js`, `${n}.run.js`])]
+        .sort(),
     );
+    // The bundles' own DENO_DIR holds their code cache, with every write-ahead log emptied.
+    const denoDir = bundleDenoDir(dirs[0]);
+    assertEquals(denoDir, `${dirs[0]}/.deno`);
+    const caches = [...Deno.readDirSync(denoDir)].map((e) => e.name);
+    assert(caches.includes("v8_code_cache_v2"), caches.join(" "));
+    for (const name of caches.filter((n) => n.endsWith("-wal"))) {
+      assertEquals((await Deno.stat(`${denoDir}/${name}`)).size, 0, name);
+    }
     // No half-built directory is left beside it.
     const left = [...Deno.readDirSync(`${root}dist/bundles`)].map((e) => e.name).sort();
     assertEquals(left, [".lock", dirs[0].slice(dirs[0].lastIndexOf("/") + 1)]);
@@ -218,7 +229,7 @@ Deno.test("ensureBundles() reports a failed build and leaves nothing half-built"
   try {
     await Deno.writeTextFile(`${root}plugins/loopback.ts`, "export const plugin = ;\n");
     const error = await assertRejects(
-      () => ensureBundles({ deno: Deno.execPath(), denoDir: denoDirOf(), root }),
+      () => ensureBundles({ deno: Deno.execPath(), root }),
       Error,
       "deno bundle failed",
     );
@@ -228,7 +239,3 @@ Deno.test("ensureBundles() reports a failed build and leaves nothing half-built"
     await Deno.remove(root, { recursive: true });
   }
 });
-
-function denoDirOf(): string {
-  return Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
-}

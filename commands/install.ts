@@ -13,7 +13,7 @@
  */
 import { parseArgs } from "@std/cli";
 import { PLUGINS } from "../applets.ts";
-import { BUNDLE_V8_FLAGS, ensureBundles } from "./_bundle.ts";
+import { BUNDLE_V8_FLAGS, bundleDenoDir, ensureBundles } from "./_bundle.ts";
 
 /** The marker line that tells the IPAM delegation a file is this program. */
 export const LAUNCHER_MARKER = "# cnibox-launcher:";
@@ -123,7 +123,7 @@ export async function installPlugins(dir: string, options: InstallOptions = {}):
         launcherScript({
           ...common,
           entry: entryPath("plugin_main.ts"),
-          bundle: bundles && `${bundles}/${name}.js`,
+          ...bundles && { bundle: `${bundles}/${name}.js`, denoDir: bundleDenoDir(bundles) },
         }),
       );
     }
@@ -160,7 +160,7 @@ export async function installPlugins(dir: string, options: InstallOptions = {}):
  * when they cannot be built: the launchers then run the sources, which
  * behave the same and only start slower, and the install says so.
  */
-async function bundleDir(options: { deno: string; denoDir: string }): Promise<string | undefined> {
+async function bundleDir(options: { deno: string }): Promise<string | undefined> {
   try {
     return await ensureBundles(options);
   } catch (error) {
