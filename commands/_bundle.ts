@@ -11,10 +11,12 @@
  * plugin that delegates IPAM, this program's IPAM plugins for in-process
  * delegation: the same code paths as `plugin_main.ts`, resolved at build time.
  *
- * Bundles live in `dist/bundles/<fingerprint>/` of the checkout. The
- * fingerprint covers every source a plugin run can load, the project config
- * and the Deno version, so a changed checkout gets new bundles on the next
- * install and an older install keeps running the bundles it was made with.
+ * Bundles live in `dist/bundles/<fingerprint>/` of the checkout, their V8
+ * code cache in a DENO_DIR of their own (see {@linkcode bundleDenoDir}). The fingerprint
+ * covers every source a plugin run can load (this module, and so the V8
+ * flags, included), the project config and the Deno version, so a changed
+ * checkout gets new bundles on the next install and an older install keeps
+ * running the bundles it was made with.
  *
  * @module
  */
@@ -121,7 +123,7 @@ export function bundleSources(root: string): string[] {
 export async function bundleFingerprint(root: string): Promise<string> {
   const encoder = new TextEncoder();
   const parts: Uint8Array[] = [
-    encoder.encode(`${BUNDLE_FORMAT}\0${Deno.version.deno}\0${BUNDLE_V8_FLAGS}\0`),
+    encoder.encode(`${BUNDLE_FORMAT}\0${Deno.version.deno}\0`),
   ];
   for (const file of bundleSources(root)) {
     parts.push(encoder.encode(`${file}\0`), Deno.readFileSync(`${root}${file}`), new Uint8Array(1));
@@ -140,38 +142,53 @@ export async function bundleFingerprint(root: string): Promise<string> {
 export interface BundleOptions {
   /** The `deno` executable that builds and later runs the bundles. */
   deno: string;
+  /** The installer's DENO_DIR; the bundles' own is made inside it ({@linkcode bundleDenoDir}). */
+  denoDir: string;
   /** The checkout. @default {CHECKOUT_ROOT} */
   root?: string;
 }
 
 /**
  * The DENO_DIR plugin launchers pin for the bundles in `dir`: their own,
- * holding only the bundles' V8 code cache. Deno keeps its caches in SQLite
- * databases in WAL mode and exits without closing them, so a shared
- * DENO_DIR's write-ahead logs stay as long as the last writer left them
- * (4-6 MB here), and every process start reads them back to rebuild their
- * index: 1-2 ms of CPU per plugin run. This one is written only while the
- * bundles are warmed, and its logs are emptied then.
+ * `cnibox-bundles/<fingerprint>` inside the installer's DENO_DIR
+ * (`sharedDenoDir`), which is writable wherever Deno's cache is, also when
+ * the checkout is mounted read-only. It holds only the bundles' V8 code
+ * cache. Deno keeps its caches in SQLite databases in WAL mode and exits
+ * without closing them, so a shared DENO_DIR's write-ahead logs stay as long
+ * as the last writer left them (4-6 MB here), and a process that is the
+ * first to open them reads them back to rebuild their index: 1-2 ms of CPU
+ * per plugin run. The bundles' caches are filled when they are warmed, and
+ * their logs emptied then; plugin runs only read them (a run whose V8
+ * rejects the cache writes it anew).
  */
-export function bundleDenoDir(dir: string): string {
-  return `${dir}/.deno`;
+export function bundleDenoDir(sharedDenoDir: string, dir: string): string {
+  return `${sharedDenoDir}/cnibox-bundles/${dir.slice(dir.lastIndexOf("/") + 1)}`;
 }
 
 /**
- * Folds each SQLite database's write-ahead log in `denoDir` into the
- * database and empties it (`PRAGMA wal_checkpoint(TRUNCATE)`). Files that
- * are not databases are left alone.
+ * Folds the write-ahead log of each SQLite database in `denoDir` (a file
+ * `X` with an `X-wal` beside it) into the database and empties it
+ * (`PRAGMA wal_checkpoint(TRUNCATE)`). Closing the last connection then
+ * removes the log. A missing directory is nothing to do.
  */
 export async function checkpointCaches(denoDir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(denoDir)].filter((e) => e.isFile).map((e) => e.name);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
   const { DatabaseSync } = await import("node:sqlite");
-  for (const entry of Deno.readDirSync(denoDir)) {
-    if (!entry.isFile || !entry.name.endsWith("_v2")) continue;
+  for (const name of names.filter((n) => names.includes(`${n}-wal`))) {
     let db;
     try {
-      db = new DatabaseSync(`${denoDir}/${entry.name}`);
+      db = new DatabaseSync(`${denoDir}/${name}`);
+      // A database in use by another process answers busy and keeps its log: that costs
+      // CPU at later starts, never correctness.
       db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     } catch {
-      // Not a database (or a busy one): a full log costs CPU, never correctness.
+      // Not a database after all: left as it is.
     } finally {
       db?.close();
     }
@@ -252,22 +269,29 @@ export async function ensureBundles(options: BundleOptions): Promise<string> {
   // the run journal is off, so the failures appear nowhere.
   const warm = {
     PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
-    DENO_DIR: bundleDenoDir(dir),
+    DENO_DIR: bundleDenoDir(options.denoDir, dir),
     DENO_NO_UPDATE_CHECK: "1",
     CNIBOX_JOURNAL: "",
   };
-  for (const name of names) {
-    const args = ["run", "-A", `--v8-flags=${BUNDLE_V8_FLAGS}`, "--quiet", "--no-config"];
-    const file = `${dir}/${name}.js`;
-    await run(options.deno, [...args, file], { ...warm, CNI_COMMAND: "VERSION" }, {
-      clearEnv: true,
-    });
-    await run(options.deno, [...args, file], { ...warm, CNI_COMMAND: "ADD" }, {
-      allowFailure: true,
-      clearEnv: true,
-    });
-  }
-  await checkpointCaches(bundleDenoDir(dir));
+  const warmAll = async () => {
+    for (const name of names) {
+      const args = ["run", "-A", `--v8-flags=${BUNDLE_V8_FLAGS}`, "--quiet", "--no-config"];
+      const file = `${dir}/${name}.js`;
+      await run(options.deno, [...args, file], { ...warm, CNI_COMMAND: "VERSION" }, {
+        clearEnv: true,
+      });
+      await run(options.deno, [...args, file], { ...warm, CNI_COMMAND: "ADD" }, {
+        allowFailure: true,
+        clearEnv: true,
+      });
+    }
+  };
+  await warmAll();
+  await checkpointCaches(bundleDenoDir(options.denoDir, dir));
+  // The same runs again, reading only: Deno reopens the databases and leaves empty logs
+  // behind: where SQLite cannot create them (a DENO_DIR mounted read-only later), Deno runs
+  // without its code cache (~40 instead of ~14 ms per run).
+  await warmAll();
   await Deno.writeTextFile(`${dir}/.complete`, "");
   return dir;
 }

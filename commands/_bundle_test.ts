@@ -100,7 +100,10 @@ Deno.test("install points plugin launchers at this checkout's bundles, or at the
       assert(launcher.startsWith("#!/bin/sh\n"), launcher);
       assertStringIncludes(launcher, `# cnibox-launcher: ${CHECKOUT_ROOT}plugin_main.ts`);
       assertStringIncludes(launcher, ` --v8-flags=${BUNDLE_V8_FLAGS} `);
-      assertStringIncludes(launcher, `export DENO_DIR='${bundleDenoDir(bundles)}' `);
+      assertStringIncludes(
+        launcher,
+        `export DENO_DIR='${bundleDenoDir(await sharedDenoDir(), bundles)}' `,
+      );
       assertStringIncludes(launcher, `'${bundles}/${name}.js'`);
       assert((await Deno.stat(`${bundles}/${name}.run.js`)).isFile);
       const version = await sh(`${dir}/${name}`, [], {
@@ -117,10 +120,20 @@ Deno.test("install points plugin launchers at this checkout's bundles, or at the
     assertStringIncludes(launcher, `exec -a "$0"`);
     assertStringIncludes(launcher, `'${CHECKOUT_ROOT}plugin_main.ts' "$@"`);
     assert(!launcher.includes("--v8-flags"), launcher);
+    // Launchers that run no bundle keep the installer's DENO_DIR, where the sources are cached.
+    const shared = await sharedDenoDir();
+    assertStringIncludes(launcher, `export DENO_DIR='${shared}' `);
+    assertStringIncludes(await Deno.readTextFile(`${dir}/cnibox`), `export DENO_DIR='${shared}' `);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** The DENO_DIR `cnibox install` pins into launchers that run no bundle. */
+async function sharedDenoDir(): Promise<string> {
+  return Deno.env.get("DENO_DIR") ??
+    JSON.parse((await sh(Deno.execPath(), ["info", "--json"])).stdout).denoDir;
+}
 
 /** The scratch journal the test runner chose, so plugin runs do not write the real one. */
 function scratchEnv(): Record<string, string> {
@@ -194,22 +207,23 @@ Deno.test("ensureBundles(): concurrent installs all get the finished directory a
   const journal = `${root}journal`;
   const saved = Deno.env.get("CNIBOX_JOURNAL");
   Deno.env.set("CNIBOX_JOURNAL", journal);
+  const shared = await Deno.makeTempDir({ prefix: "cnibox-bundle-denodir-" });
   try {
-    const options = { deno: Deno.execPath(), root };
+    const options = { deno: Deno.execPath(), denoDir: shared, root };
     const dirs = await Promise.all([ensureBundles(options), ensureBundles(options)]);
     assertEquals(dirs[0], dirs[1]);
     assertEquals(dirs[0], `${root}dist/bundles/${await bundleFingerprint(root)}`);
     const files = [...Deno.readDirSync(dirs[0])].map((e) => e.name).sort();
     assertEquals(
       files,
-      [".complete", ".deno", ...Object.keys(PLUGINS).flatMap((n) => [`${n}.js`, `${n}.run.js`])]
-        .sort(),
+      [".complete", ...Object.keys(PLUGINS).flatMap((n) => [`${n}.js`, `${n}.run.js`])].sort(),
     );
     // The bundles' own DENO_DIR holds their code cache, with every write-ahead log emptied.
-    const denoDir = bundleDenoDir(dirs[0]);
-    assertEquals(denoDir, `${dirs[0]}/.deno`);
+    const denoDir = bundleDenoDir(shared, dirs[0]);
+    assertEquals(denoDir, `${shared}/cnibox-bundles/${await bundleFingerprint(root)}`);
     const caches = [...Deno.readDirSync(denoDir)].map((e) => e.name);
-    assert(caches.includes("v8_code_cache_v2"), caches.join(" "));
+    // The logs exist (SQLite could not create them in a DENO_DIR mounted read-only) and are empty.
+    assert(caches.includes("v8_code_cache_v2-wal"), caches.join(" "));
     for (const name of caches.filter((n) => n.endsWith("-wal"))) {
       assertEquals((await Deno.stat(`${denoDir}/${name}`)).size, 0, name);
     }
@@ -221,6 +235,7 @@ Deno.test("ensureBundles(): concurrent installs all get the finished directory a
     if (saved === undefined) Deno.env.delete("CNIBOX_JOURNAL");
     else Deno.env.set("CNIBOX_JOURNAL", saved);
     await Deno.remove(root, { recursive: true });
+    await Deno.remove(shared, { recursive: true });
   }
 });
 
@@ -229,7 +244,7 @@ Deno.test("ensureBundles() reports a failed build and leaves nothing half-built"
   try {
     await Deno.writeTextFile(`${root}plugins/loopback.ts`, "export const plugin = ;\n");
     const error = await assertRejects(
-      () => ensureBundles({ deno: Deno.execPath(), root }),
+      () => ensureBundles({ deno: Deno.execPath(), denoDir: "/nonexistent/cnibox-denodir", root }),
       Error,
       "deno bundle failed",
     );

@@ -39,7 +39,11 @@ function entryPath(file: "main.ts" | "plugin_main.ts"): string {
   return new URL(`../${file}`, import.meta.url).pathname;
 }
 
-/** The DENO_DIR this install was made with, pinned into launchers because runtimes clear HOME. */
+/**
+ * The DENO_DIR this install was made with, pinned into the `cnibox` launcher
+ * and into plugin launchers that run the sources (runtimes clear HOME).
+ * Plugin launchers that run bundles pin the bundles' own (`bundleDenoDir`).
+ */
 async function denoDir(): Promise<string> {
   if (Deno.env.get("DENO_DIR")) return Deno.env.get("DENO_DIR")!;
   const out = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
@@ -123,7 +127,9 @@ export async function installPlugins(dir: string, options: InstallOptions = {}):
         launcherScript({
           ...common,
           entry: entryPath("plugin_main.ts"),
-          ...bundles && { bundle: `${bundles}/${name}.js`, denoDir: bundleDenoDir(bundles) },
+          ...(bundles === undefined
+            ? {}
+            : { bundle: `${bundles}/${name}.js`, denoDir: bundleDenoDir(common.denoDir, bundles) }),
         }),
       );
     }
@@ -160,7 +166,7 @@ export async function installPlugins(dir: string, options: InstallOptions = {}):
  * when they cannot be built: the launchers then run the sources, which
  * behave the same and only start slower, and the install says so.
  */
-async function bundleDir(options: { deno: string }): Promise<string | undefined> {
+async function bundleDir(options: { deno: string; denoDir: string }): Promise<string | undefined> {
   try {
     return await ensureBundles(options);
   } catch (error) {

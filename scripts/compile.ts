@@ -23,9 +23,6 @@ const out = await new Deno.Command(Deno.execPath(), {
     "compile",
     "-A",
     "--no-check",
-    // As for the launchers' bundles (commands/_bundle.ts): no reparse of the stack's
-    // functions at a run's first Error. Measured there; a compiled binary is not measurable here.
-    "--v8-flags=--no-enable-lazy-source-positions",
     ...[...Object.values(PLUGIN_FILES), ...Object.values(RUNTIME_FILES)]
       .flatMap((file) => ["--include", `${root}${file}`]),
     "--output",
