@@ -333,6 +333,23 @@ export async function hostVeths(ns: TestNetns): Promise<string[]> {
   return links.map((l) => l.ifname).filter((name) => VETH.test(name));
 }
 
+/**
+ * The host veths left once the kernel has finished tearing down removed
+ * namespaces: a namespace's veth pair goes with it, but asynchronously
+ * (the kernel's netns cleanup work, several RCU grace periods), which under
+ * load can outlast a plugin run. Polls for at most `timeoutMs`; returns the
+ * last list, so a veth that stays (a namespace pinned by an open socket)
+ * still fails the caller's assertion.
+ */
+export async function hostVethsAfterTeardown(ns: TestNetns, timeoutMs = 5000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const veths = await hostVeths(ns);
+    if (veths.length === 0 || Date.now() >= deadline) return veths;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Lease files (named by their IP address) under a host-local data dir. */
 export async function leases(dir: string): Promise<string[]> {
   const out: string[] = [];

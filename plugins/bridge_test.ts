@@ -28,6 +28,7 @@ import {
   HAVE_REFERENCE,
   hexFixture,
   hostVeths,
+  hostVethsAfterTeardown,
   kernelState,
   leases,
   natRules,
@@ -745,7 +746,7 @@ for (const gone of ["missing", "empty"] as const) {
       ok(del, "DEL");
       assert(!(await natRules(world.host)).includes("CNI-"), "masquerade chain removed");
       assertEquals(await leases(world.ipamDir), []);
-      assertEquals(await hostVeths(world.host), []);
+      assertEquals(await hostVethsAfterTeardown(world.host), []);
     },
   });
 }
