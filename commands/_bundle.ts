@@ -122,9 +122,7 @@ export function bundleSources(root: string): string[] {
 /** A short hex digest of the sources, the Deno version and the bundle format. */
 export async function bundleFingerprint(root: string): Promise<string> {
   const encoder = new TextEncoder();
-  const parts: Uint8Array[] = [
-    encoder.encode(`${BUNDLE_FORMAT}\0${Deno.version.deno}\0`),
-  ];
+  const parts: Uint8Array[] = [encoder.encode(`${BUNDLE_FORMAT}\0${Deno.version.deno}\0`)];
   for (const file of bundleSources(root)) {
     parts.push(encoder.encode(`${file}\0`), Deno.readFileSync(`${root}${file}`), new Uint8Array(1));
   }
@@ -288,9 +286,9 @@ export async function ensureBundles(options: BundleOptions): Promise<string> {
   };
   await warmAll();
   await checkpointCaches(bundleDenoDir(options.denoDir, dir));
-  // The same runs again, reading only: Deno reopens the databases and leaves empty logs
-  // behind: where SQLite cannot create them (a DENO_DIR mounted read-only later), Deno runs
-  // without its code cache (~40 instead of ~14 ms per run).
+  // The same runs again, reading only, so that Deno reopens the databases and leaves empty
+  // logs behind. Where SQLite cannot create them (a DENO_DIR mounted read-only later), Deno
+  // runs without its code cache (~40 instead of ~14 ms per run).
   await warmAll();
   await Deno.writeTextFile(`${dir}/.complete`, "");
   return dir;
