@@ -290,10 +290,8 @@ export function recvfrom(
 /**
  * {@linkcode recvfrom} for a receive that must not block (`MSG_DONTWAIT` or
  * a non-blocking socket): null where it would block (EAGAIN; a receive
- * timeout, `SO_RCVTIMEO`, yields null too). Waiting for
- * data is no failure, so no error object is made for it: a process's first
- * `Error` costs V8 a reparse of the functions on the stack for their source
- * positions.
+ * timeout, `SO_RCVTIMEO`, yields null too). Waiting for data is no failure,
+ * so no error object is made for it (an error costs more than the call).
  */
 export function tryRecvfrom(
   fd: number,
