@@ -437,7 +437,8 @@ export function renderProfile(report: ProfileReport): string {
         "project's config (import map, lockfile), the skeleton alone (what main.ts loads for " +
         "VERSION), the plugin's static module graph (what an ADD loads before it starts), " +
         "main.ts run directly (`deno run main.ts <plugin>`: Deno reads every source its literal " +
-        "imports reach), and the installed launcher (bash + the same). Variants run round-robin.\n",
+        "imports reach), and the installed launcher (`sh` and the plugin's probe bundle, with " +
+        "the bundles' own DENO_DIR). Variants run round-robin.\n",
     );
     out.push(renderGrid(
       ["plugin", ...names],
