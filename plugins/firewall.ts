@@ -242,7 +242,9 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
           invalid(error);
         }
       }
-      if (addresses.size === 0) return prev.given;
+      // Upstream prints the prevResult converted to 1.x (so 0.4.0 output gets each IP's
+      // version from its address), unlike portmap, which passes it through as given.
+      if (addresses.size === 0) return prev.current;
       // Recorded first: a DEL that comes without prevResult (the runtime died
       // before caching this result) can still find the rules.
       writeRecord(records(args), args.containerId, args.ifName, [...addresses.values()].flat());
@@ -265,7 +267,7 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
           build: (plan, family) => planForwardAddUnlisted(plan, setupOf(family)),
         },
       });
-      return prev.given;
+      return prev.current;
     },
 
     async del(args: CmdArgs): Promise<void> {
@@ -310,7 +312,7 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
     async check(args: CmdArgs): Promise<void> {
       const conf = parseFirewallConf(args.conf);
       const prev = prevResultOf(args.conf);
-      if (!prev) throw new Error("Required prevResult missing");
+      if (!prev) throw new Error("missing prevResult from earlier plugin");
       requireIptables(conf, false);
       const addresses = hostAddresses(prev.current);
       for (const family of [...addresses.keys()].sort()) {

@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { CniError } from "../lib/cni/error.ts";
 import { parseNetConf } from "../lib/cni/config.ts";
+import { runPlugin } from "../lib/cni/skel.ts";
 import type { CmdArgs, Command } from "../lib/cni/types.ts";
 import { type ExecCall, RecordingExecer } from "../lib/firewall/exec.ts";
 import { type Family, usesNftables } from "../lib/firewall/iptables.ts";
@@ -154,6 +155,48 @@ Deno.test("firewall ADD plans all rules of a family into one restore", async () 
   assertEquals(result.ips?.[0].address, "172.26.64.5/20");
 });
 
+Deno.test("firewall ADD prints prevResult converted to 1.x, as upstream: 0.4.0 IP versions come from the addresses", async () => {
+  const prev = prevResult(["10.99.0.8/24", "fd00::8/64"], { version: "0.4.0" });
+  prev.ips[0].version = "6"; // wrong, and upstream's round trip through 1.x corrects it
+  delete prev.ips[1].version;
+  const deps = fakeDeps();
+  const plugin = { name: "firewall", supportedVersions: ["0.4.0", "1.0.0", "1.1.0"] };
+  let out = "";
+  const stdin = new TextEncoder().encode(
+    JSON.stringify(conf({ cniVersion: "0.4.0", prevResult: prev })),
+  );
+  const code = await runPlugin({ ...plugin, funcs: firewallFuncs(deps) }, {
+    env: {
+      CNI_COMMAND: "ADD",
+      CNI_CONTAINERID: "abc123",
+      CNI_NETNS: SANDBOX,
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/usr/lib/cni",
+      CNIBOX_JOURNAL: "",
+    },
+    readStdin: () => Promise.resolve(stdin),
+    writeStdout: (text) => (out += text),
+    writeStderr: () => {},
+  });
+  assertEquals(code, 0, out);
+  const result = JSON.parse(out);
+  assertEquals(result.cniVersion, "0.4.0");
+  assertEquals(result.ips.map((ip: { version: string }) => ip.version), ["4", "6"]);
+});
+
+Deno.test("firewall: a prevResult of the wrong version fails with upstream's doubled prefix", async () => {
+  const config = conf({ prevResult: prevResult(["10.99.0.8/24"], { version: "0.4.0" }) });
+  const expected =
+    'could not parse prevResult: could not parse prevResult: result type supports [1.0.0 1.1.0] but unmarshalled CNIVersion is "0.4.0"';
+  for (const command of ["ADD", "CHECK"] as const) {
+    const funcs = firewallFuncs(fakeDeps());
+    const run = command === "ADD" ? funcs.add : funcs.check!;
+    const error = await assertRejects(() => run(cmdArgs(command, config)));
+    assert(error instanceof Error);
+    assertEquals(error.message, expected);
+  }
+});
+
 Deno.test("firewall ADD changes nothing when the reference's rules are there", async () => {
   const deps = fakeDeps({ "4 filter": REFERENCE_FILTER });
   await firewallFuncs(deps).add(
@@ -265,7 +308,7 @@ Deno.test("firewall CHECK reports the first missing rule and creates nothing", a
   await assertRejects(
     () => funcs.check!(cmdArgs("CHECK", conf())),
     Error,
-    "Required prevResult missing",
+    "missing prevResult from earlier plugin", // upstream cmdCheck (portmap says "Required prevResult missing")
   );
   assertEquals(deps.execer.calls.every((c) => c.cmd === "iptables"), true);
 });

@@ -324,6 +324,22 @@ Deno.test("portmap ADD rejects bad input before touching anything", async () => 
   }
 });
 
+Deno.test("portmap: a prevResult of the wrong version fails with upstream's doubled prefix (code 7, as every config error)", async () => {
+  const config = conf({
+    runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }] },
+    prevResult: prevResult(["10.77.0.3/24"], "0.4.0"),
+  });
+  const parseError =
+    'could not parse prevResult: could not parse prevResult: result type supports [1.0.0 1.1.0] but unmarshalled CNIVersion is "0.4.0"';
+  const deps = fakeDeps();
+  const add = await cniError(portmapFuncs(deps).add(cmdArgs("ADD", config)));
+  assertEquals([add.code, add.message], [7, `failed to parse config: ${parseError}`]);
+  // Upstream's CHECK returns parseConfig's error without the ADD/DEL prefix.
+  const check = await cniError(portmapFuncs(deps).check!(cmdArgs("CHECK", config)));
+  assertEquals([check.code, check.message], [7, parseError]);
+  assertEquals(deps.execer.calls, []);
+});
+
 Deno.test("portmap ADD skips a mapping whose hostIP is of a family the container lacks, as the reference does", async () => {
   const deps = fakeDeps();
   const config = conf({

@@ -150,8 +150,18 @@ export function parsePrevResult(conf: NetConf): Result | undefined {
   try {
     return parseResult(sorted, version);
   } catch (error) {
-    throw new Error(`could not parse prevResult: ${(error as Error).message}`, { cause: error });
+    throw new PrevResultError(`could not parse prevResult: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
+}
+
+/**
+ * A prevResult that is an object but not a result of its version: the
+ * library's `ParsePrevResult` error, which some plugins wrap once more.
+ */
+export class PrevResultError extends Error {
+  override name = "PrevResultError";
 }
 
 /** Reads `runtimeConfig.<key>` (libcni inserts only capabilities the plugin declares). */
