@@ -340,22 +340,74 @@ function goRules(rules: readonly Rule[]): string {
 }
 
 /**
+ * The container chain's rules as the reference generates them, before
+ * iptables normalises them (`-s` with the container's own address, no `-m
+ * tcp`, a bare host IP): what its CHECK prints when one is missing.
+ */
+function referenceDnatRules(spec: HostportSpec): Rule[] {
+  const { addr, prefix } = spec.container;
+  const rules: Rule[] = [];
+  for (const m of spec.mappings) {
+    if (m.hostIp && m.hostIp.family !== addr.family) continue;
+    const base = ["-p", m.protocol, "--dport", String(m.hostPort)];
+    if (m.hostIp && m.hostIp.value !== 0n) base.push("-d", inetNtop(m.hostIp));
+    if (spec.snat) {
+      const all = addr.family === 4 ? "0.0.0.0/0" : "::/0";
+      const source = spec.masqAll ? all : `${inetNtop(addr)}/${prefix}`;
+      rules.push([...base, "-s", source, "-j", spec.setMarkChain]);
+      if (addr.family === 4 && !spec.masqAll) {
+        rules.push([...base, "-s", "127.0.0.1", "-j", spec.setMarkChain]);
+      }
+    }
+    rules.push([
+      ...base,
+      "-j",
+      "DNAT",
+      "--to-destination",
+      hostPortTarget(addr, m.containerPort),
+    ]);
+  }
+  return rules;
+}
+
+/** The entry rules as the reference generates them (without their `-j`), for CHECK's messages. */
+function referenceEntryRules(spec: HostportSpec): Rule[] {
+  const comment = dnatComment(spec.network, spec.containerId);
+  const groups = groupByProtocol(spec.mappings);
+  const rules: Rule[] = [];
+  for (const protocol of [...groups.keys()].sort()) {
+    const ports = groups.get(protocol)!;
+    for (let i = 0; i < ports.length; i += 15) {
+      rules.push([
+        ...["-m", "comment", "--comment", comment, "-m", "multiport", "-p", protocol],
+        ...["--destination-ports", ports.slice(i, i + 15).join(","), ...spec.conditions],
+      ]);
+    }
+  }
+  return rules;
+}
+
+/**
  * Checks one family like the reference CHECK: the chain exists, each of its
  * rules (last first) and each entry rule is present. Returns the error
- * message, or undefined.
+ * message (naming the rules as the reference generates them), or undefined.
  */
 export function checkHostport(plan: TablePlan, spec: HostportSpec): string | undefined {
   if (!plan.hasChain(spec.chain)) return `chain ${spec.chain} not found in iptables table nat`;
   const rules = dnatRules(spec);
   for (let i = rules.length - 1; i >= 0; i--) {
     if (!plan.hasRule(spec.chain, rules[i])) {
-      return `rule ${goRules(rules)} in chain ${spec.chain} not found in table nat`;
+      return `rule ${
+        goRules(referenceDnatRules(spec))
+      } in chain ${spec.chain} not found in table nat`;
     }
   }
   const entries = dnatEntryRules(spec);
   for (let i = entries.length - 1; i >= 0; i--) {
     if (!plan.hasRule(HOSTPORT_DNAT_CHAIN, entries[i])) {
-      return `rule ${goRules(entries)} in chain ${HOSTPORT_DNAT_CHAIN} not found in table nat`;
+      return `rule ${
+        goRules(referenceEntryRules(spec))
+      } in chain ${HOSTPORT_DNAT_CHAIN} not found in table nat`;
     }
   }
   return undefined;

@@ -172,11 +172,52 @@ Deno.test("checkHostport() accepts the reference's rules and names missing ones"
     plan(golden("portmap_reference_v4.save")).plan,
     spec("10.77.0.3", 24, { mappings: [{ hostPort: 1, containerPort: 1, protocol: "tcp" }] }),
   );
+  // Rules are named as the reference generates them, not as iptables lists them.
   assertEquals(
-    wrongPort?.startsWith(
-      "rule [[-s 10.77.0.0/24 -p tcp -m tcp --dport 1 -j CNI-HOSTPORT-SETMARK]",
-    ),
-    true,
+    wrongPort,
+    `rule [[-p tcp --dport 1 -s 10.77.0.3/24 -j CNI-HOSTPORT-SETMARK] [-p tcp --dport 1 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK] [-p tcp --dport 1 -j DNAT --to-destination 10.77.0.3:1]] in chain ${CHAIN} not found in table nat`,
+  );
+});
+
+Deno.test("checkHostport() names the rules in the reference's argument order and forms", () => {
+  const listing = golden("portmap_reference_v4.save");
+  const without = (line: string) => {
+    assertEquals(listing.includes(`${line}\n`), true, line);
+    return plan(listing.replace(`${line}\n`, "")).plan;
+  };
+  const noDnat = without(
+    `-A ${CHAIN} -p udp -m udp --dport 5353 -j DNAT --to-destination 10.77.0.3:53`,
+  );
+  assertEquals(
+    checkHostport(noDnat, spec("10.77.0.3", 24)),
+    "rule [" + [
+      "[-p tcp --dport 8080 -s 10.77.0.3/24 -j CNI-HOSTPORT-SETMARK]",
+      "[-p tcp --dport 8080 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK]",
+      "[-p tcp --dport 8080 -j DNAT --to-destination 10.77.0.3:80]",
+      "[-p udp --dport 5353 -s 10.77.0.3/24 -j CNI-HOSTPORT-SETMARK]",
+      "[-p udp --dport 5353 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK]",
+      "[-p udp --dport 5353 -j DNAT --to-destination 10.77.0.3:53]",
+      "[-p tcp --dport 8443 -d 192.0.2.10 -s 10.77.0.3/24 -j CNI-HOSTPORT-SETMARK]",
+      "[-p tcp --dport 8443 -d 192.0.2.10 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK]",
+      "[-p tcp --dport 8443 -d 192.0.2.10 -j DNAT --to-destination 10.77.0.3:443]",
+    ].join(" ") + `] in chain ${CHAIN} not found in table nat`,
+  );
+  const noEntry = without(
+    `-A CNI-HOSTPORT-DNAT -p udp -m comment --comment "dnat name: \\"mynet\\" id: \\"abc123\\"" -m multiport --dports 5353 -j ${CHAIN}`,
+  );
+  // Entry rules without their -j, all ports of a protocol (either family) in one.
+  assertEquals(
+    checkHostport(noEntry, spec("10.77.0.3", 24)),
+    'rule [[-m comment --comment dnat name: "mynet" id: "abc123" -m multiport -p tcp --destination-ports 8080,8443,9000] [-m comment --comment dnat name: "mynet" id: "abc123" -m multiport -p udp --destination-ports 5353]] in chain CNI-HOSTPORT-DNAT not found in table nat',
+  );
+  // masqAll marks every source: 0.0.0.0/0, and no localhost rule.
+  const masqAll = checkHostport(
+    noDnat,
+    spec("10.77.0.3", 24, { masqAll: true, mappings: MAPPINGS.slice(0, 1) }),
+  );
+  assertEquals(
+    masqAll,
+    `rule [[-p tcp --dport 8080 -s 0.0.0.0/0 -j CNI-HOSTPORT-SETMARK] [-p tcp --dport 8080 -j DNAT --to-destination 10.77.0.3:80]] in chain ${CHAIN} not found in table nat`,
   );
 });
 
