@@ -9,7 +9,7 @@
  */
 import { parsePrevResult } from "../lib/cni/config.ts";
 import { toCurrentResult } from "../lib/cni/result.ts";
-import type { CmdArgs, Interface, Result } from "../lib/cni/types.ts";
+import type { CmdArgs, Interface, Result, Route } from "../lib/cni/types.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -18,7 +18,7 @@ import {
   type NetnsFd,
   openHandle,
 } from "../lib/netlink/mod.ts";
-import { tryParseCidr } from "../lib/ip/cidr.ts";
+import { type Cidr, inetNtop, parseIp, tryParseCidr } from "../lib/ip/cidr.ts";
 import type { BridgeConf } from "./_bridge_config.ts";
 import { findLink } from "./_bridge_link.ts";
 import { sameCidr, sameIp, sameNetwork } from "./_bridge_result.ts";
@@ -152,9 +152,25 @@ function checkRoutes(container: NetlinkHandle, result: Result): void {
       return route.gw === undefined || (r.gw !== undefined && sameIp(r.gw, route.gw));
     });
     if (!found) {
-      throw new Error(
-        `Expected Route {Dst:${route.dst} GW:${route.gw ?? "<nil>"}} not found in routing table`,
-      );
+      throw new Error(`Expected Route ${goRouteText(route, dst)} not found in routing table`);
     }
   }
+}
+
+/**
+ * The route as libcni's `Route.String()` prints it: `{Dst:{IP:0.0.0.0
+ * Mask:00000000} GW:<nil> MTU:0 AdvMSS:0 Priority:0 Table:<nil>
+ * Scope:<nil>}` (Go's `%+v` of the destination, which keeps host bits, and
+ * its mask in hex).
+ */
+export function goRouteText(route: Route, dst: Cidr): string {
+  const mask = Array.from({ length: dst.bits / 8 }, (_, i) => {
+    const ones = Math.min(8, Math.max(0, dst.prefixLength - 8 * i));
+    return ((0xff00 >> ones) & 0xff).toString(16).padStart(2, "0");
+  }).join("");
+  const gw = route.gw === undefined ? "<nil>" : inetNtop(parseIp(route.gw));
+  const pointer = (value: number | undefined) => value === undefined ? "<nil>" : String(value);
+  return `{Dst:{IP:${inetNtop(dst.address)} Mask:${mask}} GW:${gw} MTU:${route.mtu ?? 0} ` +
+    `AdvMSS:${route.advmss ?? 0} Priority:${route.priority ?? 0} Table:${pointer(route.table)} ` +
+    `Scope:${pointer(route.scope)}}`;
 }

@@ -6,7 +6,9 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "@std/assert";
+import type { Route } from "../lib/cni/types.ts";
 import { formatChainName } from "../lib/firewall/chain_name.ts";
+import { tryParseCidr } from "../lib/ip/cidr.ts";
 import { findCommand, RecordingExecer } from "../lib/firewall/exec.ts";
 import {
   bridgeAddMessage,
@@ -16,6 +18,7 @@ import {
   RTM_SETLINK,
 } from "../lib/netlink/mod.ts";
 import { mustSh, ROOT } from "../lib/testing/netns.ts";
+import { goRouteText } from "./_bridge_check.ts";
 import { parseBridgeConf } from "./_bridge_config.ts";
 import { bridgeSpecFor, goErrorText, portVlanRequests } from "./_bridge_link.ts";
 import { masqBackend, teardownMasq } from "./_bridge_masq.ts";
@@ -507,6 +510,25 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "bridge CHECK names a removed route as newest libcni prints it",
+  ignore: !ROOT,
+  async fn() {
+    await using world = await createWorld(1);
+    const conf = netConf(world, NOMAD);
+    const add = await runBridge(world, { command: "ADD", conf });
+    ok(add, "ADD");
+    await nsSh(world.containers[0], "ip route del default");
+    const check = await runBridge(world, { command: "CHECK", conf: withPrev(conf, add.json) });
+    assertEquals(check.code, 1);
+    assertEquals(
+      JSON.parse(check.stdout).msg, // Go's JSON escaping writes < and > as \u003c and \u003e
+      "Expected Route {Dst:{IP:0.0.0.0 Mask:00000000} GW:<nil> MTU:0 AdvMSS:0 Priority:0 Table:<nil> Scope:<nil>} not found in routing table",
+    );
+    ok(await runBridge(world, { command: "DEL", conf: withPrev(conf, add.json) }), "DEL");
+  },
+});
+
 /** A world with nothing of ours left: no veth, no container interface, no chain, no lease. */
 async function assertClean(world: World, label: string): Promise<void> {
   assertEquals(await hostVeths(world.host), [], `${label}: host veths`);
@@ -750,6 +772,22 @@ for (const gone of ["missing", "empty"] as const) {
     },
   });
 }
+
+Deno.test("bridge CHECK names a missing route as libcni's Route.String() does", () => {
+  const text = (route: Route) => goRouteText(route, tryParseCidr(route.dst)!);
+  assertEquals(
+    text({ dst: "0.0.0.0/0" }),
+    "{Dst:{IP:0.0.0.0 Mask:00000000} GW:<nil> MTU:0 AdvMSS:0 Priority:0 Table:<nil> Scope:<nil>}",
+  );
+  assertEquals(
+    text({ dst: "10.0.0.5/20", gw: "10.0.0.1", mtu: 1400, table: 100 }),
+    "{Dst:{IP:10.0.0.5 Mask:fffff000} GW:10.0.0.1 MTU:1400 AdvMSS:0 Priority:0 Table:100 Scope:<nil>}",
+  );
+  assertEquals(
+    text({ dst: "fd00::/64", gw: "fd00::1", advmss: 1200, priority: 5, scope: 0 }),
+    "{Dst:{IP:fd00:: Mask:ffffffffffffffff0000000000000000} GW:fd00::1 MTU:0 AdvMSS:1200 Priority:5 Table:<nil> Scope:0}",
+  );
+});
 
 Deno.test({
   name: "bridge repeated ADD of an intact attachment returns the same result and adds nothing",
