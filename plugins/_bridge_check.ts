@@ -18,10 +18,10 @@ import {
   type NetnsFd,
   openHandle,
 } from "../lib/netlink/mod.ts";
-import { type Cidr, inetNtop, parseIp, tryParseCidr } from "../lib/ip/cidr.ts";
+import { type Cidr, formatIp, parseIp, tryParseCidr } from "../lib/ip/cidr.ts";
 import type { BridgeConf } from "./_bridge_config.ts";
 import { findLink } from "./_bridge_link.ts";
-import { sameCidr, sameIp, sameNetwork } from "./_bridge_result.ts";
+import { goIpNet, sameCidr, sameIp, sameNetwork } from "./_bridge_result.ts";
 
 function validateInterface(
   handle: NetlinkHandle,
@@ -164,13 +164,9 @@ function checkRoutes(container: NetlinkHandle, result: Result): void {
  * its mask in hex).
  */
 export function goRouteText(route: Route, dst: Cidr): string {
-  const mask = Array.from({ length: dst.bits / 8 }, (_, i) => {
-    const ones = Math.min(8, Math.max(0, dst.prefixLength - 8 * i));
-    return ((0xff00 >> ones) & 0xff).toString(16).padStart(2, "0");
-  }).join("");
-  const gw = route.gw === undefined ? "<nil>" : inetNtop(parseIp(route.gw));
-  const pointer = (value: number | undefined) => value === undefined ? "<nil>" : String(value);
-  return `{Dst:{IP:${inetNtop(dst.address)} Mask:${mask}} GW:${gw} MTU:${route.mtu ?? 0} ` +
-    `AdvMSS:${route.advmss ?? 0} Priority:${route.priority ?? 0} Table:${pointer(route.table)} ` +
-    `Scope:${pointer(route.scope)}}`;
+  const gw = route.gw === undefined ? "<nil>" : formatIp(parseIp(route.gw));
+  const number = (value: number | undefined) => value === undefined ? "<nil>" : String(value);
+  return `{Dst:${goIpNet(dst, "%+v")} GW:${gw} MTU:${route.mtu ?? 0} ` +
+    `AdvMSS:${route.advmss ?? 0} Priority:${route.priority ?? 0} Table:${number(route.table)} ` +
+    `Scope:${number(route.scope)}}`;
 }

@@ -48,7 +48,7 @@ import { readSysctl, writeSysctl } from "../lib/sys/sysctl.ts";
 import type { Result } from "../lib/cni/types.ts";
 import { cidrContains, formatIp, parseIp, tryParseCidr } from "../lib/ip/cidr.ts";
 import type { BridgeConf } from "./_bridge_config.ts";
-import type { GatewayAddress } from "./_bridge_result.ts";
+import { type GatewayAddress, goIpNet } from "./_bridge_result.ts";
 
 /**
  * An error's text as the Go plugins print it: kernel errors as Go's lowercase
@@ -433,10 +433,11 @@ export async function configureContainer(
         scope: route.scope,
       });
     } catch (error) {
+      // Upstream prints the route's net.IPNet value with %v: {10.0.0.0 ffffff00}.
       throw new Error(
-        `failed to add route '${route.dst} via ${gw ?? "<nil>"} dev ${ifName}': ${
-          goErrorText(error)
-        }`,
+        `failed to add route '${goIpNet(dst, "%v")} via ${
+          gw === undefined ? "<nil>" : formatIp(parseIp(gw))
+        } dev ${ifName}': ${goErrorText(error)}`,
       );
     }
   }

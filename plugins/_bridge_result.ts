@@ -191,3 +191,17 @@ export function familiesOf(addresses: readonly string[]): IpFamily[] {
   }
   return [...out].sort();
 }
+
+/**
+ * A `net.IPNet` as Go's fmt prints the struct value (its `String()` needs a
+ * pointer): `{10.0.0.5 ffffff00}` with `%v`, `{IP:10.0.0.5 Mask:ffffff00}`
+ * with `%+v`. The address keeps its host bits, the mask is hex.
+ */
+export function goIpNet(cidr: Cidr, verb: "%v" | "%+v"): string {
+  const mask = Array.from({ length: cidr.bits / 8 }, (_, i) => {
+    const ones = Math.min(8, Math.max(0, cidr.prefixLength - 8 * i));
+    return ((0xff00 >> ones) & 0xff).toString(16).padStart(2, "0");
+  }).join("");
+  const ip = formatIp(cidr.address);
+  return verb === "%v" ? `{${ip} ${mask}}` : `{IP:${ip} Mask:${mask}}`;
+}

@@ -529,6 +529,30 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "bridge ADD reports a route it cannot add as the reference does, and undoes the ADD",
+  ignore: !ROOT,
+  async fn() {
+    const msgs: string[] = [];
+    for (const reference of [true, false]) {
+      await using world = await createWorld(1);
+      const conf = netConf(world, NOMAD);
+      const ipam = conf.ipam as Record<string, unknown>;
+      // A gateway that is on no link of the container: the kernel refuses the route.
+      ipam.routes = [{ dst: "192.0.2.0/24", gw: "203.0.113.1" }];
+      const add = await runBridge(world, { command: "ADD", conf }, { reference });
+      assertEquals(add.code, 1, add.stdout);
+      msgs.push(JSON.parse(add.stdout).msg);
+      assertEquals(await leases(world.ipamDir), [], reference ? "reference" : "ours");
+    }
+    assertEquals(
+      msgs[1],
+      "failed to add route '{192.0.2.0 ffffff00} via 203.0.113.1 dev eth0': network is unreachable",
+    );
+    assertEquals(msgs[1], msgs[0]);
+  },
+});
+
 /** A world with nothing of ours left: no veth, no container interface, no chain, no lease. */
 async function assertClean(world: World, label: string): Promise<void> {
   assertEquals(await hostVeths(world.host), [], `${label}: host veths`);
