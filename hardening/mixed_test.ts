@@ -116,6 +116,12 @@ Deno.test({
     await using world = await networkWorld({ cniVersion: "1.0.0" });
     const containers: TestNetns[] = [];
     for (let i = 0; i < WIDTH; i++) containers.push(await world.container());
+    // The shared chains exist first, as on any node that has run a container: the
+    // reference creates them check-then-create, so its concurrent first ADDs on a fresh
+    // node can fail among themselves ("CHAIN_USER_ADD failed (File exists)"), cnibox or not.
+    const warm = { containerId: "mixc-warm", netns: containers[0].path, ports: [19999, 24999] };
+    assertEquals((await world.exec("add", { ...warm, reference: true })).code, 0, "warm-up ADD");
+    assertEquals((await world.exec("del", { ...warm, reference: true })).code, 0, "warm-up DEL");
     for (let round = 0; round < ROUNDS; round++) {
       const calls = containers.map((ns, i) => ({
         containerId: `mixc-${round}-${i}`,
