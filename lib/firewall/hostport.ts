@@ -99,45 +99,30 @@ export function dnatComment(network: string, containerId: string): string {
   return comment.length <= 255 ? comment : `${comment.slice(0, 253)}...`;
 }
 
-function groupByProtocol(mappings: readonly PortMapping[]): Map<string, number[]> {
+/**
+ * The entry rules' port lists: per protocol (sorted), the host ports of all
+ * mappings in chunks of at most 15 (multiport's limit), comma-joined.
+ */
+function entryPortLists(mappings: readonly PortMapping[]): { protocol: string; ports: string }[] {
   const groups = new Map<string, number[]>();
-  for (const m of mappings) {
-    const ports = groups.get(m.protocol) ?? [];
-    ports.push(m.hostPort);
-    groups.set(m.protocol, ports);
-  }
-  return groups;
+  for (const m of mappings) groups.set(m.protocol, [...groups.get(m.protocol) ?? [], m.hostPort]);
+  return [...groups.keys()].sort().flatMap((protocol) => {
+    const ports = groups.get(protocol)!;
+    const lists = [];
+    for (let i = 0; i < ports.length; i += 15) {
+      lists.push({ protocol, ports: ports.slice(i, i + 15).join(",") });
+    }
+    return lists;
+  });
 }
 
-/**
- * Entry rules into the container chain: per protocol (sorted) and per chunk
- * of at most 15 host ports (multiport's limit), from all mappings.
- */
+/** Entry rules into the container chain, one per protocol and port list (see `entryPortLists`). */
 export function dnatEntryRules(spec: HostportSpec): Rule[] {
   const comment = dnatComment(spec.network, spec.containerId);
-  const groups = groupByProtocol(spec.mappings);
-  const rules: Rule[] = [];
-  for (const protocol of [...groups.keys()].sort()) {
-    const ports = groups.get(protocol)!;
-    for (let i = 0; i < ports.length; i += 15) {
-      rules.push([
-        "-p",
-        protocol,
-        "-m",
-        "comment",
-        "--comment",
-        comment,
-        "-m",
-        "multiport",
-        "--dports",
-        ports.slice(i, i + 15).join(","),
-        ...spec.conditions,
-        "-j",
-        spec.chain,
-      ]);
-    }
-  }
-  return rules;
+  return entryPortLists(spec.mappings).map(({ protocol, ports }) => [
+    ...["-p", protocol, "-m", "comment", "--comment", comment, "-m", "multiport"],
+    ...["--dports", ports, ...spec.conditions, "-j", spec.chain],
+  ]);
 }
 
 function hostPortTarget(addr: IpAddress, port: number): string {
@@ -373,18 +358,10 @@ function referenceDnatRules(spec: HostportSpec): Rule[] {
 /** The entry rules as the reference generates them (without their `-j`), for CHECK's messages. */
 function referenceEntryRules(spec: HostportSpec): Rule[] {
   const comment = dnatComment(spec.network, spec.containerId);
-  const groups = groupByProtocol(spec.mappings);
-  const rules: Rule[] = [];
-  for (const protocol of [...groups.keys()].sort()) {
-    const ports = groups.get(protocol)!;
-    for (let i = 0; i < ports.length; i += 15) {
-      rules.push([
-        ...["-m", "comment", "--comment", comment, "-m", "multiport", "-p", protocol],
-        ...["--destination-ports", ports.slice(i, i + 15).join(","), ...spec.conditions],
-      ]);
-    }
-  }
-  return rules;
+  return entryPortLists(spec.mappings).map(({ protocol, ports }) => [
+    ...["-m", "comment", "--comment", comment, "-m", "multiport", "-p", protocol],
+    ...["--destination-ports", ports, ...spec.conditions],
+  ]);
 }
 
 /**
