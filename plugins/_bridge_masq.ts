@@ -25,6 +25,8 @@ export interface MasqOptions {
   lockPath?: string;
   /** Teardown: the attachment's addresses (`ip/len`) as far as known (see `teardownIpMasq`). */
   addresses?: readonly string[];
+  /** Teardown: the whole container is gone; its iptables chain goes whatever jumps lead to it. */
+  wholeContainer?: boolean;
 }
 
 /**
@@ -69,6 +71,7 @@ export async function teardownMasq(
       containerId: owner.containerId,
       families,
       addresses: options.addresses,
+      wholeContainer: options.wholeContainer,
       execer: options.execer,
       lockPath: options.lockPath,
     }),

@@ -36,7 +36,7 @@ import { convertResult } from "../lib/cni/result.ts";
 import type { CmdArgs, Interface, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
 import { SUPPORTED_VERSIONS, versionAtLeast } from "../lib/cni/version.ts";
 import { defaultExecer, type Execer } from "../lib/firewall/exec.ts";
-import { type IpFamily, tryParseCidr } from "../lib/ip/cidr.ts";
+import { tryParseCidr } from "../lib/ip/cidr.ts";
 import {
   type Link,
   LinkNotFoundError,
@@ -156,16 +156,22 @@ async function addMasq(ctx: Context, result: Result): Promise<void> {
   });
 }
 
+/**
+ * Removes the masquerading of the attachment's `addresses`, or with
+ * `wholeContainer` (the container is gone) the container's whole chain.
+ */
 async function removeMasq(
   ctx: Context,
-  families: readonly IpFamily[],
-  addresses: readonly string[] = [],
+  addresses: readonly string[],
+  options: { wholeContainer?: boolean } = {},
 ): Promise<void> {
   const { teardownMasq } = await import("./_bridge_masq.ts");
+  const families = familiesOf(addresses);
   await teardownMasq(masqOwner(ctx), families.length > 0 ? families : [4, 6], {
     execer: ctx.execer,
     lockPath: ctx.options.lockPath,
     addresses,
+    wholeContainer: options.wholeContainer,
   });
 }
 
@@ -272,21 +278,21 @@ async function finishInterfaces(
 
 /**
  * IPAM DEL, masquerade and spoof-check teardown: what outlives the veth.
- * `addresses` (`ip/len`, as far as known) let the masquerade teardown skip
- * its listing.
+ * The masquerade teardown removes the jumps of `addresses` (`ip/len`, the
+ * attachment's as far as known), or the container's whole chain with
+ * `wholeContainer`.
  */
 async function releaseAttachment(
   ctx: Context,
-  families: readonly IpFamily[],
-  addresses: readonly string[] = [],
-  options: { masquerade?: boolean } = {},
+  addresses: readonly string[],
+  options: { masquerade?: boolean; wholeContainer?: boolean } = {},
 ): Promise<void> {
   const { conf, args } = ctx;
   // Independent steps, run together; the first error (IPAM's before masquerading's) is reported.
   const [ipam, masq] = await Promise.allSettled([
     isLayer3(conf) ? delegateDel(conf.ipamType, args) : undefined,
     masquerades(conf) && options.masquerade !== false
-      ? removeMasq(ctx, families, addresses)
+      ? removeMasq(ctx, addresses, { wholeContainer: options.wholeContainer })
       : undefined,
     // The reference only logs spoof-check teardown errors.
     conf.macspoofchk ? removeSpoofCheck(ctx).catch(() => {}) : undefined,
@@ -366,9 +372,11 @@ async function resumeAttachment(
       return result;
     }
   }
-  // Half-made: the rules may exist for either family whatever addresses are left.
+  // Half-made: its masquerade jumps are those of the addresses still known; with none known,
+  // the container's chain goes whole, as before this attachment's first ADD.
   deleteLinkIfExists(container, args.ifName);
-  await releaseAttachment(ctx, [4, 6]);
+  const known = [...addresses, ...(record?.ips ?? []).map((ip) => ip.address)];
+  await releaseAttachment(ctx, known, { wholeContainer: known.length === 0 });
   return undefined;
 }
 
@@ -459,8 +467,7 @@ async function cmdAdd(args: CmdArgs, options: BridgeOptions): Promise<Result> {
     });
     if (conf.isGateway) setupGateways(host, ctx, bridge, built.gateways, built.result);
     if (conf.ipMasq) {
-      const families = familiesOf((built.result.ips ?? []).map((ip) => ip.address));
-      onFailure(() => removeMasq(ctx, families));
+      onFailure(() => removeMasq(ctx, (built.result.ips ?? []).map((ip) => ip.address)));
       await addMasq(ctx, built.result);
     }
   } else {
@@ -491,6 +498,8 @@ async function cmdAdd(args: CmdArgs, options: BridgeOptions): Promise<Result> {
 interface ContainerLink extends Disposable {
   /** `ip/len` of its global-scope addresses. */
   readonly addresses: string[];
+  /** Whether another link of the container holds a global-scope address (another attachment). */
+  readonly othersHoldAddresses: boolean;
   /** Deletes the link (nothing if there was none). */
   delete(): void;
 }
@@ -517,11 +526,12 @@ function openContainerLink(args: CmdArgs): ContainerLink | undefined {
   };
   try {
     const link = findLink(container, args.ifName);
-    const addresses = link === undefined ? [] : container.addrList({ link: link.index })
-      .filter((a) => a.scope === 0)
+    const global = container.addrList().filter((a) => a.scope === 0);
+    const addresses = global.filter((a) => a.index === link?.index)
       .map((a) => `${a.address}/${a.prefixLength}`);
     return {
       addresses,
+      othersHoldAddresses: global.some((a) => a.index !== link?.index),
       delete() {
         if (link === undefined) return;
         try {
@@ -550,16 +560,21 @@ async function cmdDel(args: CmdArgs, options: BridgeOptions): Promise<void> {
       // An unreadable prevResult must not block DEL.
     }
   }
-  // The reference deletes the link, releases the lease, then removes the masquerade rules.
-  // Here the rules go first: their restore returns at the kernel's commit and spends its slow
-  // exit (12-16 ms) while the veth's kernel teardown (~20 ms) runs. The lease still goes only
-  // after the link, and a failed rule removal still lets both happen before it is reported.
+  // The reference deletes the link, releases the lease, then removes the masquerade rules of
+  // the addresses the link had. Here the rules go first: their restore returns at the kernel's
+  // commit and spends its slow exit (12-16 ms) while the veth's kernel teardown (~20 ms) runs.
+  // The lease still goes only after the link, and a failed rule removal still lets both happen
+  // before it is reported. The container's interfaces on this network share one masquerade
+  // chain: while another of its links holds an address, only this attachment's jumps go (by
+  // the addresses known), and none if none are known. Otherwise the chain goes whole, also with
+  // the netns gone (#810) or the link already deleted.
+  const wholeContainer = link === undefined || !link.othersHoldAddresses;
   let masqError: unknown;
-  if (masquerades(ctx.conf)) {
-    await removeMasq(ctx, familiesOf(addresses), addresses).catch((error) => masqError = error);
+  if (masquerades(ctx.conf) && (wholeContainer || addresses.length > 0)) {
+    await removeMasq(ctx, addresses, { wholeContainer }).catch((error) => masqError = error);
   }
   link?.delete();
-  await releaseAttachment(ctx, familiesOf(addresses), addresses, { masquerade: false });
+  await releaseAttachment(ctx, addresses, { masquerade: false });
   if (masqError !== undefined) throw masqError;
 }
 

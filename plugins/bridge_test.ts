@@ -189,7 +189,7 @@ Deno.test("teardownMasq() removes the chain and its jumps by name and skips a mi
     return { code: 0, stdout: "", stderr: "" };
   });
   const owner = { network: "mynet", containerId: "abc123", ifName: "eth0" };
-  await teardownMasq(owner, [4, 6], { execer, lockPath: "" });
+  await teardownMasq(owner, [4, 6], { execer, lockPath: "", wholeContainer: true });
   const restore = execer.calls.find((c) => c.cmd === "iptables-restore");
   assert(restore?.stdin, "one iptables-restore");
   assertStringIncludes(restore.stdin, "-D POSTROUTING -s 10.77.0.2/32");
@@ -548,6 +548,41 @@ Deno.test({
       "failed to add route '{192.0.2.0 ffffff00} via 203.0.113.1 dev eth0': network is unreachable",
     );
     assertEquals(msgs[1], msgs[0]);
+  },
+});
+
+Deno.test({
+  name:
+    "bridge DEL of one of a container's two interfaces keeps the other's masquerading; a missing link leaves it too",
+  ignore: !ROOT,
+  async fn() {
+    await using world = await createWorld(1);
+    const conf = netConf(world, NOMAD);
+    const adds: { json: unknown }[] = [];
+    for (const ifName of ["eth0", "eth1"]) {
+      const add = await runBridge(world, { command: "ADD", conf, ifName });
+      ok(add, `ADD ${ifName}`);
+      adds.push(add);
+    }
+    const jumpOf = (add: { json: unknown }) => {
+      const address = (add.json as { ips: { address: string }[] }).ips[0].address;
+      return `-A POSTROUTING -s ${address.split("/")[0]}/32 `;
+    };
+    // The container's interfaces share one chain (it is named by network and container).
+    const both = await natRules(world.host);
+    for (const add of adds) assertStringIncludes(both, jumpOf(add));
+    // A DEL naming a link the live netns does not have (no prevResult) touches no rule.
+    ok(await runBridge(world, { command: "DEL", conf, ifName: "eth9" }), "DEL eth9");
+    assertEquals(await natRules(world.host), both);
+    // DEL eth1 (as Nomad: no prevResult) removes its jump and keeps the chain eth0 still uses.
+    ok(await runBridge(world, { command: "DEL", conf, ifName: "eth1" }), "DEL eth1");
+    const left = await natRules(world.host);
+    assertStringIncludes(left, jumpOf(adds[0]));
+    assertEquals(left.includes(jumpOf(adds[1])), false, left);
+    assertEquals(left, both.split("\n").filter((l) => !l.startsWith(jumpOf(adds[1]))).join("\n"));
+    ok(await runBridge(world, { command: "DEL", conf, ifName: "eth0" }), "DEL eth0");
+    assert(!(await natRules(world.host)).includes("CNI-"), "masquerade chain removed");
+    assertEquals(await leases(world.ipamDir), []);
   },
 });
 

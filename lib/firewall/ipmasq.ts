@@ -100,9 +100,33 @@ export function planIpMasqAdd(
   for (const jump of jumps) plan.ensureRule("POSTROUTING", jump);
 }
 
-/** Plans removal of the chain and every `POSTROUTING` jump into it. */
-export function planIpMasqDel(plan: TablePlan, chain: string): boolean {
-  return plan.removeChain(chain, { referencedFrom: ["POSTROUTING"] });
+/**
+ * Plans removal of a container's masquerading. Without `jumps`, the chain and
+ * every `POSTROUTING` jump into it go (the whole container is gone). With
+ * `jumps` (one attachment's), only those go, and the chain once no jump leads
+ * to it: a container's interfaces on one network share its chain.
+ */
+export function planIpMasqDel(plan: TablePlan, chain: string, jumps?: readonly Rule[]): boolean {
+  if (jumps === undefined) return plan.removeChain(chain, { referencedFrom: ["POSTROUTING"] });
+  let removed = false;
+  for (const jump of jumps) removed = plan.deleteRule("POSTROUTING", jump) || removed;
+  if (plan.jumpsTo("POSTROUTING", chain).length > 0) return removed;
+  return plan.removeChain(chain) || removed;
+}
+
+/**
+ * An attachment's `POSTROUTING` jumps as ADD makes them, and in the form
+ * older plugins used (`-s` with the address's prefix, which iptables lists
+ * as the network), which upstream's teardown removes too.
+ */
+export function ipMasqJumps(
+  address: MasqAddress,
+  options: { chain: string; comment: string },
+): Rule[] {
+  const { addr, prefix } = address;
+  const subnet = `${inetNtop(networkAddress(cidrOf(addr, prefix)))}/${prefix}`;
+  const current = ipMasqRules(address, options).postrouting;
+  return [current, ["-s", subnet, ...current.slice(2)]];
 }
 
 /** Options for {@linkcode setupIpMasq} and {@linkcode teardownIpMasq}. */
@@ -116,13 +140,20 @@ export interface IpMasqOptions extends Partial<Omit<TransactOptions, "families">
   /** iptables teardown: the families to clean. @default {[4, 6]} */
   families?: readonly Family[];
   /**
-   * iptables teardown: the container's addresses (`ip/len`) as far as known.
+   * iptables teardown: the attachment's addresses (`ip/len`) as far as known.
    * A family with known addresses first tries deleting exactly their jumps and
    * the chain without listing anything; `-X` refuses that batch if any other
    * jump still leads to the chain, and POSTROUTING is listed after all.
    * @default {[]}
    */
   addresses?: readonly string[];
+  /**
+   * iptables teardown: the whole container is gone, so its chain and every
+   * jump into it go. Otherwise only the jumps of `addresses` go, and the
+   * chain once no jump leads to it (another interface may still use it).
+   * @default {false}
+   */
+  wholeContainer?: boolean;
 }
 
 /**
@@ -164,12 +195,13 @@ export async function setupIpMasq(
 }
 
 /**
- * Removes a container's masquerading in both families (iptables: chain and
- * jumps by name; nftables: rules by instance hash). Missing rules are fine.
+ * Removes masquerading (iptables: an attachment's jumps by address, or with
+ * `wholeContainer` the chain and every jump into it; nftables: the rules of
+ * the instance hash). Missing rules are fine.
  *
  * @example Usage
  * ```ts ignore
- * await teardownIpMasq("mynet", { containerId: "abc123" });
+ * await teardownIpMasq("mynet", { containerId: "abc123", addresses: ["10.77.0.2/24"] });
  * ```
  */
 export async function teardownIpMasq(network: string, options: IpMasqOptions): Promise<void> {
@@ -187,7 +219,10 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
       return []; // an unreadable address only costs the listing
     }
   });
-  const build = (plan: TablePlan) => void planIpMasqDel(plan, chain);
+  const jumps = options.wholeContainer
+    ? undefined
+    : known.flatMap((address) => ipMasqJumps(address, { chain, comment }));
+  const build = (plan: TablePlan) => void planIpMasqDel(plan, chain, jumps);
   await transact("nat", build, {
     ...options,
     execer,
