@@ -45,10 +45,10 @@ import {
 import { OsError } from "../lib/sys/libc.ts";
 import { errnoDescription } from "../lib/sys/errno.ts";
 import { readSysctl, writeSysctl } from "../lib/sys/sysctl.ts";
-import type { Result } from "../lib/cni/types.ts";
-import { cidrContains, formatIp, parseIp, tryParseCidr } from "../lib/ip/cidr.ts";
+import type { Result, Route } from "../lib/cni/types.ts";
+import { type Cidr, cidrContains, formatIp, parseIp, tryParseCidr } from "../lib/ip/cidr.ts";
 import type { BridgeConf } from "./_bridge_config.ts";
-import { type GatewayAddress, goIpNet } from "./_bridge_result.ts";
+import { ADDED_DEFAULT_ROUTES, type GatewayAddress, goIpNet } from "./_bridge_result.ts";
 
 /**
  * An error's text as the Go plugins print it: kernel errors as Go's lowercase
@@ -433,14 +433,34 @@ export async function configureContainer(
         scope: route.scope,
       });
     } catch (error) {
-      // Upstream prints the route's net.IPNet value with %v: {10.0.0.0 ffffff00}.
       throw new Error(
-        `failed to add route '${goIpNet(dst, "%v")} via ${
-          gw === undefined ? "<nil>" : formatIp(parseIp(gw))
-        } dev ${ifName}': ${goErrorText(error)}`,
+        `failed to add route '${routeText(route, dst, gw, ifName)}': ${goErrorText(error)}`,
       );
     }
   }
+}
+
+/** netlink's `Scope.String()`. */
+const SCOPE_NAMES: Record<number, string> = {
+  0: "universe",
+  200: "site",
+  253: "link",
+  254: "host",
+  255: "nowhere",
+};
+const IPV4_ZERO_BYTES = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0];
+
+/**
+ * A route as upstream's `ConfigureIface` names it when the kernel refuses it:
+ * `{10.0.0.0 ffffff00} via 10.0.0.1 dev eth0 metric 0 (Scope: universe,
+ * Table: 0)` (the destination is Go's %v of a `net.IPNet` value).
+ */
+function routeText(route: Route, dst: Cidr, gw: string | undefined, ifName: string): string {
+  const added = ADDED_DEFAULT_ROUTES.has(route) && dst.address.family === 4;
+  const scope = SCOPE_NAMES[route.scope ?? 0] ?? "unknown";
+  return `${goIpNet(dst, "%v", added ? IPV4_ZERO_BYTES : undefined)} via ${
+    gw === undefined ? "<nil>" : formatIp(parseIp(gw))
+  } dev ${ifName} metric ${route.priority ?? 0} (Scope: ${scope}, Table: ${route.table ?? 0})`;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -47,6 +47,13 @@ export function baseInterfaces(
   ];
 }
 
+/**
+ * Default routes `isDefaultGateway` added (not parsed from JSON). Upstream
+ * builds them from `net.IPv4zero`, a 16-byte IP, so an error naming one
+ * prints an IPv4 mask of 16 bytes.
+ */
+export const ADDED_DEFAULT_ROUTES: WeakSet<Route> = new WeakSet();
+
 function defaultDst(family: IpFamily): string {
   return family === 4 ? "0.0.0.0/0" : "::/0";
 }
@@ -92,6 +99,7 @@ export function assignAddresses(
         const route: Route = { dst: defaultDst(family) };
         if (ipc.gateway !== undefined) route.gw = ipc.gateway;
         routes.push(route);
+        ADDED_DEFAULT_ROUTES.add(route);
         defaultFound[family] = true;
       }
     }
@@ -195,13 +203,16 @@ export function familiesOf(addresses: readonly string[]): IpFamily[] {
 /**
  * A `net.IPNet` as Go's fmt prints the struct value (its `String()` needs a
  * pointer): `{10.0.0.5 ffffff00}` with `%v`, `{IP:10.0.0.5 Mask:ffffff00}`
- * with `%+v`. The address keeps its host bits, the mask is hex.
+ * with `%+v`. The address keeps its host bits, the mask is hex. `maskBytes`
+ * overrides the mask's bytes (an IPv4 default route made from `net.IPv4zero`
+ * has the 16 bytes `::ffff:0.0.0.0`).
  */
-export function goIpNet(cidr: Cidr, verb: "%v" | "%+v"): string {
-  const mask = Array.from({ length: cidr.bits / 8 }, (_, i) => {
+export function goIpNet(cidr: Cidr, verb: "%v" | "%+v", maskBytes?: readonly number[]): string {
+  const bytes = maskBytes ?? Array.from({ length: cidr.bits / 8 }, (_, i) => {
     const ones = Math.min(8, Math.max(0, cidr.prefixLength - 8 * i));
-    return ((0xff00 >> ones) & 0xff).toString(16).padStart(2, "0");
-  }).join("");
+    return (0xff00 >> ones) & 0xff;
+  });
+  const mask = bytes.map((b) => b.toString(16).padStart(2, "0")).join("");
   const ip = formatIp(cidr.address);
   return verb === "%v" ? `{${ip} ${mask}}` : `{IP:${ip} Mask:${mask}}`;
 }
