@@ -604,6 +604,20 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "bridge DEL with ipMasq and nothing attached creates no nat table",
+  ignore: !ROOT,
+  async fn() {
+    await using world = await createWorld(1);
+    const conf = netConf(world, NOMAD);
+    for (const netns of [world.containers[0].path, ""]) {
+      ok(await runBridge(world, { command: "DEL", conf, netns }), `DEL netns=${netns}`);
+    }
+    const tables = (await world.host.exec("nft", ["list", "tables"])).stdout;
+    assertEquals(tables.includes("nat"), false, tables);
+  },
+});
+
 /** A world with nothing of ours left: no veth, no container interface, no chain, no lease. */
 async function assertClean(world: World, label: string): Promise<void> {
   assertEquals(await hostVeths(world.host), [], `${label}: host veths`);

@@ -14,7 +14,14 @@
 import { cidrOf, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
 import { formatChainName, nftInstanceHash, nftNetworkHash } from "./chain_name.ts";
 import { defaultExecer, type Execer } from "./exec.ts";
-import { commentOwners, type Family, renderRule, type Rule, tokenizeRule } from "./iptables.ts";
+import {
+  commentOwners,
+  type Family,
+  renderRule,
+  type Rule,
+  tokenizeRule,
+  usesNftables,
+} from "./iptables.ts";
 import { applyNft, listNftTable, NftTransaction } from "./nft.ts";
 import type { TablePlan } from "./plan.ts";
 import { transact, type TransactOptions } from "./transaction.ts";
@@ -210,6 +217,12 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
     await nftMasqApply(network, [], { ...options, execer });
     return;
   }
+  // iptables-nft creates a table to list it. Where nf_tables says the nat table is missing,
+  // the family has nothing to remove and is left without one.
+  const families = (options.families ?? [4, 6]).filter((family) =>
+    !usesNftables(family) || execer.nftTableExists?.(family === 4 ? "ip" : "ip6", "nat") !== false
+  );
+  if (families.length === 0) return;
   const chain = await ipMasqChainName(network, options.containerId);
   const comment = ipMasqComment(network, options.containerId);
   const known = (options.addresses ?? []).flatMap((text) => {
@@ -226,7 +239,7 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
   await transact("nat", build, {
     ...options,
     execer,
-    families: options.families ?? [4, 6],
+    families,
     unlisted: {
       assume: (family) => {
         const own = known.filter((a) => a.addr.family === family);
