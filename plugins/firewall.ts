@@ -282,11 +282,20 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
       }
       requireIptables(conf, true);
       const addresses = prev ? hostAddresses(prev.current) : new Map<Family, string[]>();
-      for (const address of recorded) {
+      const named = new Set([...addresses.values()].flat());
+      const onlyRecorded = recorded.filter((address) => !named.has(address));
+      // An address only the record names may have been leased again since this attachment's
+      // result was lost: its rules stay while another attachment's record claims it (rare: a
+      // runtime sends its cached result). GC checks the nat table's owners too.
+      const claimed = onlyRecorded.length === 0 ? new Set<string>() : new Set(
+        listRecords(dir)
+          .filter((r) => r.containerId !== args.containerId || r.ifname !== args.ifName)
+          .flatMap((r) => r.addresses),
+      );
+      for (const address of onlyRecorded) {
+        if (claimed.has(address)) continue;
         const family = hostFamily(address);
-        const list = addresses.get(family) ?? [];
-        if (!list.includes(address)) list.push(address);
-        addresses.set(family, list);
+        addresses.set(family, [...addresses.get(family) ?? [], address]);
       }
       if (addresses.size > 0) {
         const build = (plan: TablePlan, family: Family) =>

@@ -404,6 +404,27 @@ Deno.test("firewall DEL without prevResult removes the rules its ADD recorded, t
   assertEquals(again.execer.calls, []);
 });
 
+Deno.test("firewall DEL without prevResult keeps the rules of a recorded address another attachment's record claims", async () => {
+  const deps = fakeDeps();
+  // abc123's result was lost and its address leased again to def456.
+  await firewallFuncs(deps).add(cmdArgs("ADD", conf({ prevResult: prevResult(["10.99.0.8/24"]) })));
+  const dir = recordDir("mynet", deps.recordRoot);
+  writeRecord(dir, "def456", "eth0", ["10.99.0.8/32"]);
+  const after = fakeDeps({ "4 filter": REFERENCE_FILTER });
+  after.recordRoot = deps.recordRoot;
+  await firewallFuncs(after).del(cmdArgs("DEL", conf()));
+  assertEquals(after.execer.calls, []);
+  // Its own record goes; the other attachment's stays.
+  assertEquals(listRecords(dir).map((r) => r.containerId), ["def456"]);
+  // With prevResult naming the address, DEL removes its rules, as the reference does.
+  const withPrev = fakeDeps({ "4 filter": REFERENCE_FILTER });
+  withPrev.recordRoot = deps.recordRoot;
+  await firewallFuncs(withPrev).del(
+    cmdArgs("DEL", conf({ prevResult: prevResult(["10.99.0.8/24"]) })),
+  );
+  assertEquals(withPrev.execer.calls.map((c) => c.cmd), ["iptables-restore"]);
+});
+
 Deno.test("firewall GC removes recorded rules of gone attachments unless a live one holds the address", async () => {
   const filter = REFERENCE_FILTER.replace(
     "COMMIT",
