@@ -2,7 +2,8 @@
  * The bridge plugin's use of lib/firewall's ipMasq rules: backend choice as
  * the reference makes it, setup for a result's addresses, and a teardown
  * that needs no addresses (the per-container chain and the nftables rules
- * are found by their names), so DEL can clean up after the netns is gone.
+ * are found by their names), so DEL can clean up after the netns is gone;
+ * it keeps the jumps of addresses the container's other interfaces hold.
  *
  * @module
  */
@@ -25,8 +26,8 @@ export interface MasqOptions {
   lockPath?: string;
   /** Teardown: the attachment's addresses (`ip/len`) as far as known (see `teardownIpMasq`). */
   addresses?: readonly string[];
-  /** Teardown: the whole container is gone; its iptables chain goes whatever jumps lead to it. */
-  wholeContainer?: boolean;
+  /** Teardown: addresses (`ip/len`) the container's other interfaces hold; their jumps stay. */
+  keep?: readonly string[];
 }
 
 /**
@@ -56,9 +57,10 @@ export async function setupMasq(
 }
 
 /**
- * Removes an attachment's masquerading from both backends, as the reference
- * DEL does (iptables: the chain and every POSTROUTING jump into it, for
- * `families`; nftables: the rules carrying its instance hash). A backend
+ * Removes an attachment's masquerading from both backends (iptables: every
+ * POSTROUTING jump into the container's chain but those of `keep`, for
+ * `families`, and the chain once unused; nftables: the rules carrying its
+ * instance hash). A backend
  * whose tool is not installed is skipped; other errors are joined.
  */
 export async function teardownMasq(
@@ -71,7 +73,7 @@ export async function teardownMasq(
       containerId: owner.containerId,
       families,
       addresses: options.addresses,
-      wholeContainer: options.wholeContainer,
+      keep: options.keep,
       execer: options.execer,
       lockPath: options.lockPath,
     }),

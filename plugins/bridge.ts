@@ -157,13 +157,14 @@ async function addMasq(ctx: Context, result: Result): Promise<void> {
 }
 
 /**
- * Removes the masquerading of the attachment's `addresses`, or with
- * `wholeContainer` (the container is gone) the container's whole chain.
+ * Removes the attachment's masquerading: `addresses` (its own, as far as
+ * known) let the iptables teardown skip its listing; jumps of `keep` (the
+ * addresses the container's other links hold) stay.
  */
 async function removeMasq(
   ctx: Context,
   addresses: readonly string[],
-  options: { wholeContainer?: boolean } = {},
+  keep: readonly string[],
 ): Promise<void> {
   const { teardownMasq } = await import("./_bridge_masq.ts");
   const families = familiesOf(addresses);
@@ -171,8 +172,15 @@ async function removeMasq(
     execer: ctx.execer,
     lockPath: ctx.options.lockPath,
     addresses,
-    wholeContainer: options.wholeContainer,
+    keep,
   });
+}
+
+/** `ip/len` of the global addresses on the container's links other than `ownIndex`. */
+function otherLinkAddresses(container: NetlinkHandle, ownIndex: number | undefined): string[] {
+  return container.addrList()
+    .filter((a) => a.scope === 0 && a.index !== ownIndex)
+    .map((a) => `${a.address}/${a.prefixLength}`);
 }
 
 async function removeSpoofCheck(ctx: Context): Promise<void> {
@@ -278,21 +286,20 @@ async function finishInterfaces(
 
 /**
  * IPAM DEL, masquerade and spoof-check teardown: what outlives the veth.
- * The masquerade teardown removes the jumps of `addresses` (`ip/len`, the
- * attachment's as far as known), or the container's whole chain with
- * `wholeContainer`.
+ * The masquerade teardown keeps the jumps of `keep` (see `removeMasq`).
  */
 async function releaseAttachment(
   ctx: Context,
   addresses: readonly string[],
-  options: { masquerade?: boolean; wholeContainer?: boolean } = {},
+  keep: readonly string[],
+  options: { masquerade?: boolean } = {},
 ): Promise<void> {
   const { conf, args } = ctx;
   // Independent steps, run together; the first error (IPAM's before masquerading's) is reported.
   const [ipam, masq] = await Promise.allSettled([
     isLayer3(conf) ? delegateDel(conf.ipamType, args) : undefined,
     masquerades(conf) && options.masquerade !== false
-      ? removeMasq(ctx, addresses, { wholeContainer: options.wholeContainer })
+      ? removeMasq(ctx, addresses, keep)
       : undefined,
     // The reference only logs spoof-check teardown errors.
     conf.macspoofchk ? removeSpoofCheck(ctx).catch(() => {}) : undefined,
@@ -345,6 +352,7 @@ async function resumeAttachment(
     );
   }
   const addresses = container.addrList({ link: existing.index })
+    .filter((a) => a.scope === 0)
     .map((a) => `${a.address}/${a.prefixLength}`);
   if (record !== undefined) {
     const result: Result = {
@@ -372,11 +380,14 @@ async function resumeAttachment(
       return result;
     }
   }
-  // Half-made: its masquerade jumps are those of the addresses still known; with none known,
-  // the container's chain goes whole, as before this attachment's first ADD.
+  // Half-made: remove it, keeping the masquerade jumps of the container's other links.
+  const keep = otherLinkAddresses(container, existing.index);
   deleteLinkIfExists(container, args.ifName);
-  const known = [...addresses, ...(record?.ips ?? []).map((ip) => ip.address)];
-  await releaseAttachment(ctx, known, { wholeContainer: known.length === 0 });
+  await releaseAttachment(
+    ctx,
+    [...addresses, ...(record?.ips ?? []).map((ip) => ip.address)],
+    keep,
+  );
   return undefined;
 }
 
@@ -467,7 +478,8 @@ async function cmdAdd(args: CmdArgs, options: BridgeOptions): Promise<Result> {
     });
     if (conf.isGateway) setupGateways(host, ctx, bridge, built.gateways, built.result);
     if (conf.ipMasq) {
-      onFailure(() => removeMasq(ctx, (built.result.ips ?? []).map((ip) => ip.address)));
+      const own = (built.result.ips ?? []).map((ip) => ip.address);
+      onFailure(() => removeMasq(ctx, own, otherLinkAddresses(container, veth.container.index)));
       await addMasq(ctx, built.result);
     }
   } else {
@@ -498,8 +510,8 @@ async function cmdAdd(args: CmdArgs, options: BridgeOptions): Promise<Result> {
 interface ContainerLink extends Disposable {
   /** `ip/len` of its global-scope addresses. */
   readonly addresses: string[];
-  /** Whether another link of the container holds a global-scope address (another attachment). */
-  readonly othersHoldAddresses: boolean;
+  /** `ip/len` of the global-scope addresses the container's other links hold. */
+  readonly otherAddresses: string[];
   /** Deletes the link (nothing if there was none). */
   delete(): void;
 }
@@ -526,12 +538,12 @@ function openContainerLink(args: CmdArgs): ContainerLink | undefined {
   };
   try {
     const link = findLink(container, args.ifName);
-    const global = container.addrList().filter((a) => a.scope === 0);
-    const addresses = global.filter((a) => a.index === link?.index)
+    const addresses = link === undefined ? [] : container.addrList({ link: link.index })
+      .filter((a) => a.scope === 0)
       .map((a) => `${a.address}/${a.prefixLength}`);
     return {
       addresses,
-      othersHoldAddresses: global.some((a) => a.index !== link?.index),
+      otherAddresses: otherLinkAddresses(container, link?.index),
       delete() {
         if (link === undefined) return;
         try {
@@ -565,16 +577,15 @@ async function cmdDel(args: CmdArgs, options: BridgeOptions): Promise<void> {
   // commit and spends its slow exit (12-16 ms) while the veth's kernel teardown (~20 ms) runs.
   // The lease still goes only after the link, and a failed rule removal still lets both happen
   // before it is reported. The container's interfaces on this network share one masquerade
-  // chain: while another of its links holds an address, only this attachment's jumps go (by
-  // the addresses known), and none if none are known. Otherwise the chain goes whole, also with
-  // the netns gone (#810) or the link already deleted.
-  const wholeContainer = link === undefined || !link.othersHoldAddresses;
+  // chain: the jumps of addresses its other links hold stay, every other jump into the chain
+  // goes (also with the link or the netns already gone: #810), and the chain once unused.
+  const keep = link?.otherAddresses ?? [];
   let masqError: unknown;
-  if (masquerades(ctx.conf) && (wholeContainer || addresses.length > 0)) {
-    await removeMasq(ctx, addresses, { wholeContainer }).catch((error) => masqError = error);
+  if (masquerades(ctx.conf)) {
+    await removeMasq(ctx, addresses, keep).catch((error) => masqError = error);
   }
   link?.delete();
-  await releaseAttachment(ctx, addresses, { masquerade: false });
+  await releaseAttachment(ctx, addresses, keep, { masquerade: false });
   if (masqError !== undefined) throw masqError;
 }
 

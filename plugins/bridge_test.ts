@@ -189,7 +189,7 @@ Deno.test("teardownMasq() removes the chain and its jumps by name and skips a mi
     return { code: 0, stdout: "", stderr: "" };
   });
   const owner = { network: "mynet", containerId: "abc123", ifName: "eth0" };
-  await teardownMasq(owner, [4, 6], { execer, lockPath: "", wholeContainer: true });
+  await teardownMasq(owner, [4, 6], { execer, lockPath: "" });
   const restore = execer.calls.find((c) => c.cmd === "iptables-restore");
   assert(restore?.stdin, "one iptables-restore");
   assertStringIncludes(restore.stdin, "-D POSTROUTING -s 10.77.0.2/32");
@@ -599,6 +599,43 @@ Deno.test({
     assertEquals(left.includes(jumpOf(adds[1])), false, left);
     assertEquals(left, both.split("\n").filter((l) => !l.startsWith(jumpOf(adds[1]))).join("\n"));
     ok(await runBridge(world, { command: "DEL", conf, ifName: "eth0" }), "DEL eth0");
+    assert(!(await natRules(world.host)).includes("CNI-"), "masquerade chain removed");
+    assertEquals(await leases(world.ipamDir), []);
+  },
+});
+
+Deno.test({
+  name:
+    "bridge masquerade teardown keeps exactly the jumps of addresses the container's other links hold",
+  ignore: !ROOT,
+  async fn() {
+    await using world = await createWorld(1);
+    const conf = netConf(world, NOMAD);
+    const ctr = world.containers[0];
+    const jumps = async () =>
+      (await natRules(world.host)).split("\n").filter((l) => l.startsWith("-A POSTROUTING -s "));
+    // An interface of another network (not ours) with its own address.
+    await nsSh(ctr, "ip link add o1 type veth peer name o2 && ip addr add 10.99.0.5/24 dev o1");
+    const eth0 = await runBridge(world, { command: "ADD", conf });
+    ok(eth0, "ADD eth0");
+    const eth1 = await runBridge(world, { command: "ADD", conf, ifName: "eth1" });
+    ok(eth1, "ADD eth1");
+    assertEquals((await jumps()).length, 2);
+    // A repeated ADD of a half-made eth1 (its addresses gone) redoes it and keeps eth0's jump.
+    await nsSh(ctr, "ip addr flush dev eth1 scope global");
+    ok(await runBridge(world, { command: "ADD", conf, ifName: "eth1" }), "ADD eth1 again");
+    const address = (add: { json: unknown }) =>
+      (add.json as { ips: { address: string }[] }).ips[0].address.split("/")[0];
+    assert((await jumps()).some((l) => l.includes(`-s ${address(eth0)}/32 `)), "eth0's jump kept");
+    assertEquals((await jumps()).length, 2);
+    // eth1 deleted by hand, then its DEL without prevResult: no link holds its address any more,
+    // so its jump goes; eth0's stays.
+    await nsSh(ctr, "ip link del eth1");
+    ok(await runBridge(world, { command: "DEL", conf, ifName: "eth1" }), "DEL eth1");
+    assertEquals((await jumps()).map((l) => l.split(" ")[3]), [`${address(eth0)}/32`]);
+    // eth0's address changed by hand: the old address's jump and, with it, the chain go.
+    await nsSh(ctr, `ip addr flush dev eth0 scope global && ip addr add 172.26.64.50/20 dev eth0`);
+    ok(await runBridge(world, { command: "DEL", conf }), "DEL eth0");
     assert(!(await natRules(world.host)).includes("CNI-"), "masquerade chain removed");
     assertEquals(await leases(world.ipamDir), []);
   },

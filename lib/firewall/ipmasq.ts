@@ -7,11 +7,20 @@
  *
  * Teardown needs only the network name and container id: the chain and the
  * jumps into it are found by name, so masquerade rules go away even when the
- * container's netns (and with it its addresses) is already gone.
+ * container's netns (and with it its addresses) is already gone. Jumps whose
+ * source another interface of the container still holds stay (its
+ * interfaces on one network share the chain).
  *
  * @module
  */
-import { cidrOf, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
+import {
+  cidrContains,
+  cidrOf,
+  inetNtop,
+  type IpAddress,
+  networkAddress,
+  tryParseCidr,
+} from "../ip/cidr.ts";
 import { formatChainName, nftInstanceHash, nftNetworkHash } from "./chain_name.ts";
 import { defaultExecer, type Execer } from "./exec.ts";
 import {
@@ -108,32 +117,33 @@ export function planIpMasqAdd(
 }
 
 /**
- * Plans removal of a container's masquerading. Without `jumps`, the chain and
- * every `POSTROUTING` jump into it go (the whole container is gone). With
- * `jumps` (one attachment's), only those go, and the chain once no jump leads
- * to it: a container's interfaces on one network share its chain.
+ * Plans removal of a container's masquerading: every `POSTROUTING` jump into
+ * its chain except those whose source holds an address of `keep` (addresses
+ * another interface of the container still has: its interfaces on one
+ * network share the chain), and the chain once no jump leads to it.
  */
-export function planIpMasqDel(plan: TablePlan, chain: string, jumps?: readonly Rule[]): boolean {
-  if (jumps === undefined) return plan.removeChain(chain, { referencedFrom: ["POSTROUTING"] });
+export function planIpMasqDel(
+  plan: TablePlan,
+  chain: string,
+  keep: readonly IpAddress[] = [],
+): boolean {
+  if (keep.length === 0) return plan.removeChain(chain, { referencedFrom: ["POSTROUTING"] });
   let removed = false;
-  for (const jump of jumps) removed = plan.deleteRule("POSTROUTING", jump) || removed;
+  for (const jump of plan.jumpsTo("POSTROUTING", chain)) {
+    if (jumpSourceHolds(jump, keep)) continue;
+    removed = plan.deleteRule("POSTROUTING", jump) || removed;
+  }
   if (plan.jumpsTo("POSTROUTING", chain).length > 0) return removed;
   return plan.removeChain(chain) || removed;
 }
 
-/**
- * An attachment's `POSTROUTING` jumps as ADD makes them, and in the form
- * older plugins used (`-s` with the address's prefix, which iptables lists
- * as the network), which upstream's teardown removes too.
- */
-export function ipMasqJumps(
-  address: MasqAddress,
-  options: { chain: string; comment: string },
-): Rule[] {
-  const { addr, prefix } = address;
-  const subnet = `${inetNtop(networkAddress(cidrOf(addr, prefix)))}/${prefix}`;
-  const current = ipMasqRules(address, options).postrouting;
-  return [current, ["-s", subnet, ...current.slice(2)]];
+/** Whether a listed jump's `-s` holds one of `addresses` (no `-s`: it matches every source). */
+function jumpSourceHolds(jump: string, addresses: readonly IpAddress[]): boolean {
+  const tokens = tokenizeRule(jump);
+  const at = tokens.indexOf("-s");
+  if (at < 0) return true;
+  const source = tryParseCidr(tokens[at + 1] ?? "");
+  return source !== undefined && addresses.some((address) => cidrContains(source, address));
 }
 
 /** Options for {@linkcode setupIpMasq} and {@linkcode teardownIpMasq}. */
@@ -155,12 +165,10 @@ export interface IpMasqOptions extends Partial<Omit<TransactOptions, "families">
    */
   addresses?: readonly string[];
   /**
-   * iptables teardown: the whole container is gone, so its chain and every
-   * jump into it go. Otherwise only the jumps of `addresses` go, and the
-   * chain once no jump leads to it (another interface may still use it).
-   * @default {false}
+   * iptables teardown: addresses (`ip/len`) the container's other interfaces
+   * hold; their jumps into the shared chain stay. @default {[]}
    */
-  wholeContainer?: boolean;
+  keep?: readonly string[];
 }
 
 /**
@@ -202,8 +210,8 @@ export async function setupIpMasq(
 }
 
 /**
- * Removes masquerading (iptables: an attachment's jumps by address, or with
- * `wholeContainer` the chain and every jump into it; nftables: the rules of
+ * Removes a container's masquerading (iptables: the jumps into its chain
+ * but those `keep` holds, and the chain once unused; nftables: the rules of
  * the instance hash). Missing rules are fine.
  *
  * @example Usage
@@ -232,10 +240,11 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
       return []; // an unreadable address only costs the listing
     }
   });
-  const jumps = options.wholeContainer
-    ? undefined
-    : known.flatMap((address) => ipMasqJumps(address, { chain, comment }));
-  const build = (plan: TablePlan) => void planIpMasqDel(plan, chain, jumps);
+  const keep = (options.keep ?? []).flatMap((text) => {
+    const cidr = tryParseCidr(text);
+    return cidr ? [cidr.address] : [];
+  });
+  const build = (plan: TablePlan) => void planIpMasqDel(plan, chain, keep);
   await transact("nat", build, {
     ...options,
     execer,

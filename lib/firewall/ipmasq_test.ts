@@ -1,11 +1,11 @@
 import { assertEquals, assertMatch, assertThrows } from "@std/assert";
+import { parseIp } from "../ip/cidr.ts";
 import { createNetns, ROOT, sh } from "../testing/netns.ts";
 import { type Execer, RecordingExecer } from "./exec.ts";
 import { parseSave, RestoreBatch } from "./iptables.ts";
 import {
   ipMasqChainName,
   ipMasqComment,
-  ipMasqJumps,
   nftMasqAdd,
   nftMasqComment,
   parseMasqAddress,
@@ -68,30 +68,29 @@ Deno.test("planIpMasqDel() removes the chain and its jump by name alone", () => 
   ]);
 });
 
-Deno.test("planIpMasqDel() with an attachment's jumps keeps the chain while another jump uses it", () => {
+Deno.test("planIpMasqDel() keeps the jumps of addresses the container's other links hold", () => {
   const chain = "CNI-70a29d9dc18bc4d652ea5d59";
-  const comment = 'name: "mynet" id: "abc123"';
-  const jumpsOf = (address: string) => ipMasqJumps(parseMasqAddress(address), { chain, comment });
   // A second interface of the container (10.77.0.3) on the same network shares the chain.
   const second =
     `-A POSTROUTING -s 10.77.0.3/32 -m comment --comment "name: \\"mynet\\" id: \\"abc123\\"" -j ${chain}`;
-  const listing = REFERENCE.replace("COMMIT", `${second}\nCOMMIT`);
+  const both = REFERENCE.replace("COMMIT", `${second}\nCOMMIT`);
+  // DEL of the second: eth0 still holds 10.77.0.2, so its jump and the chain stay.
   const batch = new RestoreBatch();
-  assertEquals(
-    planIpMasqDel(new TablePlan(parseSave(listing, "nat"), batch), chain, jumpsOf("10.77.0.3/24")),
-    true,
-  );
+  planIpMasqDel(new TablePlan(parseSave(both, "nat"), batch), chain, [parseIp("10.77.0.2")]);
   assertEquals(batch.render(), `*nat\n${second.replace("-A", "-D")}\nCOMMIT\n`);
-  // The last jump: it and the chain go. A jump in the older form (-s with the prefix) goes too.
-  const older = REFERENCE.replace("-s 10.77.0.2/32", "-s 10.77.0.0/24");
-  const last = new RestoreBatch();
-  planIpMasqDel(new TablePlan(parseSave(older, "nat"), last), chain, jumpsOf("10.77.0.2/24"));
-  assertEquals(last.render().split("\n").slice(1, 4).map((l) => l.split(" ").slice(0, 3)), [
-    ["-D", "POSTROUTING", "-s"],
+  // Nothing holds 10.77.0.3 any more (its link was deleted by hand): its jump goes, and with
+  // the last jump the chain. An address of another network (10.99.0.5) keeps nothing here.
+  const onlySecond = new RestoreBatch();
+  planIpMasqDel(
+    new TablePlan(parseSave(REFERENCE.replace("10.77.0.2/32", "10.77.0.3/32"), "nat"), onlySecond),
+    chain,
+    [parseIp("10.99.0.5")],
+  );
+  assertEquals(onlySecond.render().split("\n").slice(1, 4).map((l) => l.split(" ").slice(0, 2)), [
+    ["-D", "POSTROUTING"],
     ["-F", chain],
     ["-X", chain],
   ]);
-  assertEquals(last.render().includes("-s 10.77.0.0/24"), true);
 });
 
 Deno.test("parseMasqAddress() needs ip/prefix", () => {
@@ -162,7 +161,6 @@ Deno.test("setupIpMasq() lists only POSTROUTING when the container's chain exist
   }));
   await teardownIpMasq("mynet", {
     containerId: "abc123",
-    wholeContainer: true,
     execer: del,
     lockPath: "",
   });
@@ -190,7 +188,7 @@ Deno.test({
     const v6 = (await ns.exec("ip6tables-save", ["-t", "nat"])).stdout;
     assertEquals(v6.includes("-A CNI-70a29d9dc18bc4d652ea5d59 ! -d ff00::/8 -m comment"), true);
     assertEquals(v6.includes("-A POSTROUTING -s fd77::2/128 -m comment"), true);
-    await teardownIpMasq("mynet", { containerId: "abc123", wholeContainer: true, execer });
+    await teardownIpMasq("mynet", { containerId: "abc123", execer });
     for (const tool of ["iptables-save", "ip6tables-save"]) {
       assertEquals((await ns.exec(tool, ["-t", "nat"])).stdout.includes("CNI-"), false);
     }
