@@ -281,34 +281,36 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
         return;
       }
       requireIptables(conf, true);
-      const addresses = prev ? hostAddresses(prev.current) : new Map<Family, string[]>();
-      const named = new Set([...addresses.values()].flat());
-      const onlyRecorded = recorded.filter((address) => !named.has(address));
+      const named = prev ? hostAddresses(prev.current) : new Map<Family, string[]>();
+      const namedSet = new Set([...named.values()].flat());
+      const onlyRecorded = recorded.filter((address) => !namedSet.has(address));
       // An address only the record names may have been leased again since this attachment's
       // result was lost: its rules stay while another attachment's record claims it (rare: a
-      // runtime sends its cached result). GC checks the nat table's owners too.
-      const claimed = onlyRecorded.length === 0 ? new Set<string>() : new Set(
-        listRecords(dir)
-          .filter((r) => r.containerId !== args.containerId || r.ifname !== args.ifName)
-          .flatMap((r) => r.addresses),
-      );
-      for (const address of onlyRecorded) {
-        if (claimed.has(address)) continue;
-        const family = hostFamily(address);
-        addresses.set(family, [...addresses.get(family) ?? [], address]);
-      }
-      if (addresses.size > 0) {
+      // runtime sends its cached result; GC checks the nat table's owners too). Records are
+      // read under the lock: an ADD writes its record before it takes the lock to add rules.
+      let claimed: Set<string> | undefined;
+      const addressesOf = (family: Family): string[] => {
+        claimed ??= onlyRecorded.length === 0 ? new Set() : new Set(
+          listRecords(dir)
+            .filter((r) => r.containerId !== args.containerId || r.ifname !== args.ifName)
+            .flatMap((r) => r.addresses),
+        );
+        const own = onlyRecorded.filter((a) => hostFamily(a) === family && !claimed!.has(a));
+        return [...named.get(family) ?? [], ...own];
+      };
+      const families = [...new Set([...named.keys(), ...onlyRecorded.map(hostFamily)])].sort();
+      if (families.length > 0) {
         const build = (plan: TablePlan, family: Family) =>
-          planForwardDel(plan, addresses.get(family)!);
+          planForwardDel(plan, addressesOf(family));
         await transact("filter", build, {
           ...tx,
           execer: execer(),
-          families: [...addresses.keys()].sort(),
+          families,
           // The rules are known: deleting them needs no listing, unless one is gone
           // (then `-D` refuses the batch and the table is listed after all).
           unlisted: {
             assume: (family) => {
-              const rules = addresses.get(family)!.flatMap(containerRules).map(renderRule);
+              const rules = addressesOf(family).flatMap(containerRules).map(renderRule);
               return new Map([[FORWARD_CHAIN, [...new Set(rules)]]]);
             },
             build,
