@@ -538,12 +538,11 @@ function openContainerLink(args: CmdArgs): ContainerLink | undefined {
   };
   try {
     const link = findLink(container, args.ifName);
-    const addresses = link === undefined ? [] : container.addrList({ link: link.index })
-      .filter((a) => a.scope === 0)
-      .map((a) => `${a.address}/${a.prefixLength}`);
+    const text = (a: { address: string; prefixLength: number }) => `${a.address}/${a.prefixLength}`;
+    const global = container.addrList().filter((a) => a.scope === 0);
     return {
-      addresses,
-      otherAddresses: otherLinkAddresses(container, link?.index),
+      addresses: global.filter((a) => a.index === link?.index).map(text),
+      otherAddresses: global.filter((a) => a.index !== link?.index).map(text),
       delete() {
         if (link === undefined) return;
         try {
