@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { cidrOf, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
+import { cidrOf, formatIp, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
 import type { Rule } from "./iptables.ts";
 import type { NftTransaction } from "./nft.ts";
 import { sameRule, TablePlan } from "./plan.ts";
@@ -327,7 +327,8 @@ function goRules(rules: readonly Rule[]): string {
 /**
  * The container chain's rules as the reference generates them, before
  * iptables normalises them (`-s` with the container's own address, no `-m
- * tcp`, a bare host IP): what its CHECK prints when one is missing.
+ * tcp`, a bare host IP, addresses as Go prints them): what its CHECK prints
+ * when one is missing.
  */
 function referenceDnatRules(spec: HostportSpec): Rule[] {
   const { addr, prefix } = spec.container;
@@ -335,10 +336,10 @@ function referenceDnatRules(spec: HostportSpec): Rule[] {
   for (const m of spec.mappings) {
     if (m.hostIp && m.hostIp.family !== addr.family) continue;
     const base = ["-p", m.protocol, "--dport", String(m.hostPort)];
-    if (m.hostIp && m.hostIp.value !== 0n) base.push("-d", inetNtop(m.hostIp));
+    if (m.hostIp && m.hostIp.value !== 0n) base.push("-d", formatIp(m.hostIp));
     if (spec.snat) {
       const all = addr.family === 4 ? "0.0.0.0/0" : "::/0";
-      const source = spec.masqAll ? all : `${inetNtop(addr)}/${prefix}`;
+      const source = spec.masqAll ? all : `${formatIp(addr)}/${prefix}`;
       rules.push([...base, "-s", source, "-j", spec.setMarkChain]);
       if (addr.family === 4 && !spec.masqAll) {
         rules.push([...base, "-s", "127.0.0.1", "-j", spec.setMarkChain]);
@@ -349,7 +350,9 @@ function referenceDnatRules(spec: HostportSpec): Rule[] {
       "-j",
       "DNAT",
       "--to-destination",
-      hostPortTarget(addr, m.containerPort),
+      addr.family === 4
+        ? `${formatIp(addr)}:${m.containerPort}`
+        : `[${formatIp(addr)}]:${m.containerPort}`,
     ]);
   }
   return rules;
