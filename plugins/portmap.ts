@@ -60,7 +60,7 @@ import {
   RestoreBatch,
   usesNftables,
 } from "../lib/firewall/iptables.ts";
-import { jumpsTo, nftTableRules } from "../lib/firewall/nfnetlink.ts";
+import { jumpsTo, nftChainExists, nftTableRules } from "../lib/firewall/nfnetlink.ts";
 import { applyNft, listNftTable, NftError, NftTransaction } from "../lib/firewall/nft.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
 import { transact } from "../lib/firewall/transaction.ts";
@@ -359,6 +359,12 @@ export interface PortmapDeps {
    * skip its listing (false: cannot tell). @default {an nf_tables query}
    */
   sharedRulesSingle?: (family: Family, repair: { snat: boolean; markBit?: number }) => boolean;
+  /**
+   * Whether one of `chains` may exist in `family`'s nat table: DEL looks at a
+   * family its prevResult does not name only then. @default {an nf_tables
+   * query; true on the legacy backend}
+   */
+  chainsMayExist?: (family: Family, chains: readonly string[]) => boolean;
 }
 
 async function defaultFlushConntrack(ports: number[], family: Family): Promise<void> {
@@ -395,6 +401,20 @@ function defaultSharedRulesSingle(
   }
 }
 
+/**
+ * Whether one of `chains` may exist in `family`'s nat table: an nf_tables
+ * query where iptables is iptables-nft, else (legacy backend, no nfnetlink)
+ * yes, which costs that family a listing.
+ */
+function defaultChainsMayExist(family: Family, chains: readonly string[]): boolean {
+  if (!usesNftables(family)) return true;
+  try {
+    return chains.some((chain) => nftChainExists(nftFamilyOf(family), "nat", chain));
+  } catch {
+    return true;
+  }
+}
+
 function udpPorts(mappings: readonly PortMapping[]): number[] {
   return [...new Set(mappings.filter((m) => m.protocol === "udp").map((m) => m.hostPort))];
 }
@@ -409,6 +429,7 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
   const flushConntrack = deps.flushConntrack ?? defaultFlushConntrack;
   const enableRouteLocalnet = deps.enableRouteLocalnet ?? defaultEnableRouteLocalnet;
   const sharedRulesSingleNow = deps.sharedRulesSingle ?? defaultSharedRulesSingle;
+  const chainsMayExist = deps.chainsMayExist ?? defaultChainsMayExist;
   const tx = { lockPath: deps.lockPath };
 
   async function specs(conf: PortmapConf, args: CmdArgs): Promise<Map<Family, HostportSpec>> {
@@ -601,9 +622,19 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
         return;
       }
       // The chain is named by network and container, so no portMappings are needed to find it.
+      // Every family is torn down, as upstream does, whatever prevResult names (it may be
+      // partial): a family it does not name only if our chains may be there.
       const known = families(conf);
+      let only: Family[] | undefined;
+      if (known.length > 0) {
+        const chains = await Promise.all([
+          formatChainName(args.conf.name, args.containerId, { prefix: "DN-" }),
+          formatChainName(args.conf.name, args.containerId, { prefix: "SN-" }),
+        ]);
+        only = ([4, 6] as Family[]).filter((f) => known.includes(f) || chainsMayExist(f, chains));
+      }
       const flushed = await iptablesTeardown(args, {
-        only: known.length > 0 ? known : undefined,
+        only,
         repair: {
           snat: conf.snat,
           markBit: conf.externalSetMarkChain === undefined ? conf.markBit : undefined,

@@ -102,6 +102,8 @@ function fakeDeps(listings: Partial<Record<Family, string>> = {}): PortmapDeps &
     probe: { iptables: () => true, nftables: () => true },
     // Not known to be single: DEL lists (each test that wants the unlisted DEL says so).
     sharedRulesSingle: () => false,
+    // No chain of ours in a family prevResult does not name (tests that want one say so).
+    chainsMayExist: () => false,
     flushConntrack: (ports, family) => {
       flushed.push([ports, family]);
       return Promise.resolve();
@@ -452,6 +454,27 @@ Deno.test("portmap DEL with a v4-only prevResult reads only the IPv4 table", asy
   assertEquals(deps.execer.calls.map((c) => c.cmd), ["iptables"]);
 });
 
+Deno.test("portmap DEL with a v4-only prevResult also tears down IPv6 where its chain may be", async () => {
+  const asked: [Family, readonly string[]][] = [];
+  const deps = {
+    ...fakeDeps({ 6: golden("portmap_reference_v4.save").replace("-d 10.77.0.3", "-d fd77::3") }),
+    chainsMayExist: (family: Family, chains: readonly string[]) => {
+      asked.push([family, chains]);
+      return family === 6;
+    },
+  };
+  await portmapFuncs(deps).del(cmdArgs("DEL", conf({ prevResult: prevResult(["10.0.0.2/24"]) })));
+  // Asked about the other family only, with the DNAT chain and the legacy SNAT chain.
+  assertEquals(asked.map(([family]) => family), [6]);
+  assertMatch(asked[0][1][0], /^CNI-DN-[0-9a-f]{21}$/);
+  assertMatch(asked[0][1][1], /^CNI-SN-[0-9a-f]{21}$/);
+  assertEquals(deps.execer.calls.map((c) => c.cmd), [
+    "iptables",
+    "ip6tables",
+    "ip6tables-restore",
+  ]);
+});
+
 Deno.test("portmap DEL on an intact node lists nothing: one restore removes what ADD made", async () => {
   const deps = { ...fakeDeps(), sharedRulesSingle: () => true };
   const config = conf({
@@ -765,6 +788,24 @@ for (const [name, extra] of Object.entries(SCENARIOS)) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "portmap DEL whose prevResult lost the IPv6 address removes the IPv6 rules too, as the reference does (kernel, reference)",
+  ignore: !REF,
+  async fn() {
+    const mappings = { runtimeConfig: { portMappings: MAPPINGS.slice(0, 2) } };
+    const scenario: Scenario = {
+      add: [pmCall("ADD", { ...mappings, prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]) })],
+      del: [pmCall("DEL", { ...mappings, prevResult: prevResult(["10.77.0.3/24"]) })],
+    };
+    const runs = await sideBySide(scenario);
+    assertEquals(runs.ours.afterAdd, runs.ref.afterAdd);
+    assertEquals(runs.ours.afterDel, runs.ref.afterDel);
+    assertEquals(runs.refThenOurs.afterDel, runs.ref.afterDel);
+    assert(!runs.ours.afterDel.includes("CNI-DN-"), runs.ours.afterDel);
+  },
+});
 
 for (
   const [name, sabotage] of [

@@ -26,10 +26,13 @@ import { currentNetnsInode } from "../sys/netns_id.ts";
 const NFNLGRP_NFTABLES = 7;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_GETTABLE = 1;
+const NFT_MSG_GETCHAIN = 4;
 const NFT_MSG_NEWRULE = 6;
 const NFT_MSG_GETRULE = 7;
 const NFT_MSG_NEWGEN = 15;
 const NFTA_TABLE_NAME = 1;
+const NFTA_CHAIN_TABLE = 1;
+const NFTA_CHAIN_NAME = 3;
 const NFTA_RULE_TABLE = 1;
 const NFTA_RULE_CHAIN = 2;
 const NFTA_RULE_EXPRESSIONS = 4;
@@ -86,6 +89,40 @@ export function nftTableExists(family: string, table: string): boolean {
           ...encodeRawAttrs([{ type: NFTA_TABLE_NAME, data: name }]),
         ),
         op: `get nftables table ${family} ${table}`,
+      })
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof NetlinkError && error.errno === Errno.ENOENT) return false;
+    throw error;
+  }
+}
+
+/**
+ * Whether chain `chain` of nftables table `family table` exists in the
+ * calling thread's network namespace (one request; ENOENT, for the table or
+ * the chain, means no). Sees what `iptables-nft` made, not the legacy
+ * backend's chains.
+ */
+export function nftChainExists(family: string, table: string, chain: string): boolean {
+  const proto = NFPROTO[family];
+  if (proto === undefined) throw new RangeError(`Unknown nftables family "${family}"`);
+  const encoder = new TextEncoder();
+  try {
+    withQuerySocket((socket) =>
+      socket.request({
+        type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN,
+        payload: Uint8Array.of(
+          proto,
+          0,
+          0,
+          0,
+          ...encodeRawAttrs([
+            { type: NFTA_CHAIN_TABLE, data: encoder.encode(table + "\0") },
+            { type: NFTA_CHAIN_NAME, data: encoder.encode(chain + "\0") },
+          ]),
+        ),
+        op: `get nftables chain ${family} ${table} ${chain}`,
       })
     );
     return true;

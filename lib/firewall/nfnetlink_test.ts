@@ -43,6 +43,22 @@ Deno.test({
 });
 
 Deno.test({
+  name: "nftChainExists() sees the chains iptables-nft made, per family (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using ns = await createNetns("cbx-nfnl");
+    const inNs = inNetns(ns.name);
+    const script = `import { nftChainExists } from "${NFNETLINK}";
+      console.log([["ip", "CNI-DN-x"], ["ip6", "CNI-DN-x"], ["ip", "CNI-DN-y"]]
+        .map(([f, c]) => nftChainExists(f, "nat", c)).join(" "));`;
+    // No nat table at all: ENOENT for the table is a no too.
+    assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "false false false");
+    await inNs("iptables", ["-t", "nat", "-N", "CNI-DN-x"]);
+    assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "true false false");
+  },
+});
+
+Deno.test({
   name: "nftTableExists() keeps no answers and asks the calling thread's namespace (kernel)",
   ignore: !ROOT,
   async fn() {
