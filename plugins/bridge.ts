@@ -31,7 +31,8 @@ import {
   delegateGc,
   delegateStatus,
 } from "../lib/cni/delegate.ts";
-import { parsePrevResult, validAttachments } from "../lib/cni/config.ts";
+import { confField, parsePrevResult, validAttachments } from "../lib/cni/config.ts";
+import { isJsonObject } from "../lib/cni/_go.ts";
 import { convertResult } from "../lib/cni/result.ts";
 import type { CmdArgs, Interface, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
 import { SUPPORTED_VERSIONS, versionAtLeast } from "../lib/cni/version.ts";
@@ -597,9 +598,16 @@ async function cmdCheck(args: CmdArgs, options: BridgeOptions): Promise<void> {
   checkAttachment(args, { conf, netns });
 }
 
-async function cmdStatus(args: CmdArgs, options: BridgeOptions): Promise<void> {
-  const { conf } = context(args, options);
-  if (isLayer3(conf)) await delegateStatus(conf.ipamType, args);
+/**
+ * STATUS as upstream's bridge answers it: the IPAM plugin's STATUS, nothing
+ * of its own. The rest of the config is not validated: Nomad asks STATUS
+ * before every teardown and stops there on a failure.
+ */
+async function cmdStatus(args: CmdArgs): Promise<void> {
+  const ipam = confField(args.conf, "ipam");
+  const type = isJsonObject(ipam) ? confField(ipam, "type") : undefined;
+  const ipamType = typeof type === "string" ? type : "";
+  if (ipamType !== "") await delegateStatus(ipamType, args);
 }
 
 /**
@@ -629,7 +637,7 @@ export function bridgeFuncs(options: BridgeOptions = {}): PluginFuncs {
     add: (args) => cmdAdd(args, options),
     del: (args) => cmdDel(args, options),
     check: (args) => cmdCheck(args, options),
-    status: (args) => cmdStatus(args, options),
+    status: (args) => cmdStatus(args),
     gc: (args) => cmdGc(args, options),
   };
 }

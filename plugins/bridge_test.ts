@@ -6,6 +6,7 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "@std/assert";
+import { parseNetConf } from "../lib/cni/config.ts";
 import type { Route } from "../lib/cni/types.ts";
 import { formatChainName } from "../lib/firewall/chain_name.ts";
 import { tryParseCidr } from "../lib/ip/cidr.ts";
@@ -64,6 +65,41 @@ Deno.test("plugin is named bridge and speaks CNI 0.1.0 to 1.1.0", () => {
     plugin.funcs.check && plugin.funcs.status && plugin.funcs.gc,
     "CHECK, STATUS, GC handlers",
   );
+});
+
+Deno.test("bridge STATUS asks IPAM only, as upstream does: its own settings are not checked", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cbx-status-" });
+  try {
+    // A fake IPAM plugin that records the verb it got and succeeds.
+    Deno.writeTextFileSync(
+      `${dir}/fake-ipam`,
+      `#!/bin/sh\necho "$CNI_COMMAND" >> ${dir}/calls\ncat > /dev/null\n`,
+      { mode: 0o755 },
+    );
+    const status = (config: Record<string, unknown>) => {
+      const stdinData = new TextEncoder().encode(JSON.stringify(config));
+      return plugin.funcs.status!({
+        command: "STATUS",
+        containerId: "",
+        netns: "",
+        ifName: "",
+        args: "K8S_POD_NAME=x",
+        path: [dir],
+        netnsOverride: false,
+        stdinData,
+        conf: parseNetConf(stdinData),
+        env: { CNI_COMMAND: "STATUS", CNI_PATH: dir },
+      });
+    };
+    const base = { cniVersion: "1.1.0", name: "n", type: "bridge", vlan: 5000, mtu: -5 };
+    // Layer 2: nothing to ask; unknown CNI_ARGS and an impossible VLAN do not fail it.
+    await status(base);
+    assertEquals(Deno.readDirSync(dir).toArray().map((e) => e.name), ["fake-ipam"]);
+    await status({ ...base, IPAM: { TYPE: "fake-ipam" } });
+    assertEquals(Deno.readTextFileSync(`${dir}/calls`), "STATUS\n");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 function conf(extra: Record<string, unknown>) {

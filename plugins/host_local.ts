@@ -2,20 +2,21 @@
  * The host-local IPAM plugin: behaviour and on-disk format of the reference
  * plugin (containernetworking/plugins v1.9.1), with owner lookups that do not
  * scan the lease directory, plus CNI 1.1 GC (release leases of attachments
- * the runtime no longer knows) and STATUS (code 50 when a range set is full),
- * which upstream leaves unimplemented.
+ * the runtime no longer knows), which upstream leaves unimplemented. STATUS
+ * succeeds, as upstream's missing handler does, even when a range set is
+ * full: Nomad asks STATUS before every teardown and stops there on a
+ * failure, so reporting exhaustion would block the DELs that end it. The
+ * status endpoint shows how full each range set is.
  *
  * @module
  */
 
-import { CniError, ErrorCode } from "../lib/cni/error.ts";
 import { declaredCniVersion, validAttachments } from "../lib/cni/config.ts";
 import type { CmdArgs, Plugin, Result } from "../lib/cni/types.ts";
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from "../lib/cni/version.ts";
-import { allocate, check, release, usage } from "../lib/ipam/allocator.ts";
+import { allocate, check, release } from "../lib/ipam/allocator.ts";
 import { type IpamConfig, loadIpamConfig } from "../lib/ipam/config.ts";
 import { parseResolvConf } from "../lib/ipam/dns.ts";
-import { formatRangeSet } from "../lib/ipam/range.ts";
 import { DiskStore } from "../lib/ipam/store.ts";
 
 /** Loads the IPAM config of an invocation (every verb validates it, as the reference does). */
@@ -66,23 +67,9 @@ async function gc(args: CmdArgs): Promise<void> {
   store.gc(valid);
 }
 
-/** STATUS: code 50 when some range set has no free address (ADD would fail). */
-async function status(args: CmdArgs): Promise<void> {
-  const conf = loadConfig(args);
-  for (const set of await usage(conf)) {
-    if (set.used >= set.capacity) {
-      throw new CniError(
-        ErrorCode.PluginNotAvailable,
-        `no IP addresses available in range set: ${formatRangeSet(set.set)}`,
-        `network ${conf.name}: range set ${set.index} has ${set.used} of ${set.capacity} addresses leased`,
-      );
-    }
-  }
-}
-
 /** The host-local plugin for the skeleton. */
 export const plugin: Plugin = {
   name: "host-local",
   supportedVersions: SUPPORTED_VERSIONS,
-  funcs: { add, del, check: checkCmd, gc, status },
+  funcs: { add, del, check: checkCmd, gc },
 };

@@ -1,6 +1,6 @@
 /**
  * host-local allocation semantics over a {@linkcode DiskStore}: one address
- * per range set (requested addresses first), release, check, GC and usage,
+ * per range set (requested addresses first), release, check and GC,
  * with the reference plugin's messages.
  *
  * @module
@@ -9,14 +9,8 @@
 import type { IPConfig } from "../cni/types.ts";
 import { formatIp, type IpAddress, ipsEqual } from "../ip/cidr.ts";
 import type { IpamConfig } from "./config.ts";
-import {
-  findRange,
-  formatRangeSet,
-  type RangeSet,
-  rangeSetCandidates,
-  rangeSetCapacity,
-} from "./range.ts";
-import { type DiskStore, leasedIps, leaseDirOf } from "./store.ts";
+import { findRange, formatRangeSet, type RangeSet, rangeSetCandidates } from "./range.ts";
+import type { DiskStore } from "./store.ts";
 
 /** Failed creates in a row after which the lease directory is listed instead. */
 const CROWDED_AFTER = 16;
@@ -147,31 +141,4 @@ export function check(store: DiskStore, owner: Owner): void {
   if (!store.findById(owner.id, owner.ifname)) {
     throw new Error(`host-local: Failed to find address added by container ${owner.id}`);
   }
-}
-
-/** Usage of one range set. */
-export interface RangeSetUsage {
-  /** Position of the set (names `last_reserved_ip.<index>`). */
-  index: number;
-  set: RangeSet;
-  /** Addresses the set can hand out (gateways excluded). */
-  capacity: bigint;
-  /** Leased addresses inside the set. */
-  used: bigint;
-}
-
-/**
- * Counts capacity and leases per range set from the lease file names (a
- * lock-free snapshot; nothing is created).
- */
-export async function usage(conf: IpamConfig): Promise<RangeSetUsage[]> {
-  const leased = await leasedIps(leaseDirOf(conf.name, conf.dataDir));
-  return conf.ranges.map((set, index) => {
-    let used = 0n;
-    for (const ip of leased) {
-      const range = findRange(set, ip);
-      if (range && !ipsEqual(ip, range.gateway)) used++;
-    }
-    return { index, set, capacity: rangeSetCapacity(set), used };
-  });
 }

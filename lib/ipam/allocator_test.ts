@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { allocate, check, release, usage } from "./allocator.ts";
+import { allocate, check, release } from "./allocator.ts";
 import { type IpamConfig, loadIpamConfig } from "./config.ts";
 import { DiskStore } from "./store.ts";
 
@@ -167,27 +167,6 @@ Deno.test("check() needs an address held by the attachment (or a legacy file of 
     });
     Deno.writeTextFileSync(`${dataDir}/net1/10.9.0.60`, "old");
     await run(conf, (s) => check(s, { id: "old", ifname: "eth7" }));
-  }));
-
-Deno.test("usage() counts leases and capacity per range set without creating anything", () =>
-  withDataDir(async (dataDir) => {
-    const conf = config(dataDir, {
-      ranges: [[{ subnet: "10.8.0.0/29" }], [{ subnet: "fd00::/120" }]],
-    });
-    assertEquals((await usage(conf)).map((u) => [u.index, u.capacity, u.used]), [[0, 5n, 0n], [
-      1,
-      254n,
-      0n,
-    ]]);
-    assertEquals([...Deno.readDirSync(dataDir)], [], "usage() created files");
-    await run(conf, (s) => allocate(s, conf, C1));
-    Deno.mkdirSync(`${dataDir}/net1/sub`);
-    Deno.writeTextFileSync(`${dataDir}/net1/10.8.0.1`, "gateway lease from an old config");
-    assertEquals((await usage(conf)).map((u) => [u.index, u.capacity, u.used]), [[0, 5n, 1n], [
-      1,
-      254n,
-      1n,
-    ]]);
   }));
 
 Deno.test("allocate() finds the last hole of a crowded range and then reports exhaustion", () =>

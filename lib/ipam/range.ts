@@ -215,13 +215,3 @@ export function* rangeSetCandidates(
     if (!ipsEqual(cur, range.gateway)) yield { ip: cur, range };
   }
 }
-
-/** Number of addresses the set can hand out (gateways excluded). */
-export function rangeSetCapacity(set: RangeSet): bigint {
-  let total = 0n;
-  for (const range of set) {
-    total += range.rangeEnd.value - range.rangeStart.value + 1n;
-    if (rangeContains(range, range.gateway)) total -= 1n;
-  }
-  return total;
-}

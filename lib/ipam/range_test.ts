@@ -8,7 +8,6 @@ import {
   type RangeInput,
   type RangeSet,
   rangeSetCandidates,
-  rangeSetCapacity,
   rangeSetContains,
   rangeSetsOverlap,
 } from "./range.ts";
@@ -183,16 +182,4 @@ Deno.test("rangeSetCandidates() yields nothing when the only address is the gate
 Deno.test("rangeSetCandidates() includes the IPv6 all-ones address", () => {
   const set = canonicalizeRangeSet([input("fd00::/126")]);
   assertEquals(candidates(set), ["fd00::2", "fd00::3"]);
-});
-
-Deno.test("rangeSetCapacity() counts allocatable addresses", () => {
-  assertEquals(rangeSetCapacity(canonicalizeRangeSet([input("10.0.0.0/24")])), 253n);
-  assertEquals(rangeSetCapacity(canonicalizeRangeSet([input("10.0.0.0/20")])), 4093n);
-  assertEquals(
-    rangeSetCapacity(
-      canonicalizeRangeSet([input("10.0.0.0/24", { start: "10.0.0.10", end: "10.0.0.19" })]),
-    ),
-    10n,
-  );
-  assertEquals(rangeSetCapacity(canonicalizeRangeSet([input("fd00::/120")])), 254n);
 });

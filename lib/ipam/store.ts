@@ -83,23 +83,6 @@ export function readLeases(leaseDir: string): Lease[] {
   }));
 }
 
-/**
- * The leased addresses of a lease directory, from file names only (no file
- * is read). A missing directory has none.
- */
-export async function leasedIps(leaseDir: string): Promise<IpAddress[]> {
-  const ips: IpAddress[] = [];
-  try {
-    for await (const entry of Deno.readDir(leaseDir)) {
-      const ip = entry.isFile ? tryParseIp(entry.name) : undefined;
-      if (ip) ips.push(ip);
-    }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  return ips;
-}
-
 /** Options for {@linkcode DiskStore.open}. */
 export interface DiskStoreOptions {
   /** Root of the lease directories; empty means {@linkcode DEFAULT_DATA_DIR}. @default {""} */
