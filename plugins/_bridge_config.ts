@@ -194,7 +194,8 @@ export function parseBridgeConf(conf: NetConf, options: ParseBridgeConfOptions =
     forceAddress: flag("forceAddress"),
     ipMasq: flag("ipMasq"),
     ipMasqBackend: raw.ipMasqBackend as string | undefined,
-    mtu: (raw.mtu as number | undefined) ?? 0,
+    // The reference sets only a positive MTU: a negative one means the kernel's default too.
+    mtu: Math.max(0, (raw.mtu as number | undefined) ?? 0),
     hairpinMode: flag("hairpinMode"),
     promiscMode: flag("promiscMode"),
     vlan,
@@ -256,12 +257,6 @@ export function validateForAdd(conf: BridgeConf): void {
     throw new CniError(
       ErrorCode.InvalidNetworkConfig,
       `invalid bridge name ${JSON.stringify(conf.bridge)}: name ${problem}`,
-    );
-  }
-  if (conf.mtu < 0) {
-    throw new CniError(
-      ErrorCode.InvalidNetworkConfig,
-      `invalid MTU ${conf.mtu} (must be 0 for the kernel default, or positive)`,
     );
   }
   if (

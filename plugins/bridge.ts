@@ -38,6 +38,7 @@ import type { CmdArgs, Interface, Plugin, PluginFuncs, Result } from "../lib/cni
 import { SUPPORTED_VERSIONS, versionAtLeast } from "../lib/cni/version.ts";
 import { defaultExecer, type Execer } from "../lib/firewall/exec.ts";
 import { tryParseCidr } from "../lib/ip/cidr.ts";
+import { formatMac } from "../lib/ip/mac.ts";
 import {
   type Link,
   LinkNotFoundError,
@@ -47,7 +48,7 @@ import {
   openHandle,
   openNetnsFd,
 } from "../lib/netlink/mod.ts";
-import { type BridgeConf, parseBridgeConf, validateForAdd } from "./_bridge_config.ts";
+import { type BridgeConf, parseBridgeConf, parseMac, validateForAdd } from "./_bridge_config.ts";
 import {
   attachHostVeth,
   checkBridgeKind,
@@ -440,7 +441,8 @@ async function cmdAdd(args: CmdArgs, options: BridgeOptions): Promise<Result> {
     netns,
     container,
     mtu: conf.mtu,
-    mac: conf.mac,
+    // Go's notations (dashes, dots) are valid here (validateForAdd); netlink wants the bytes' text.
+    mac: conf.mac === undefined ? undefined : formatMac(parseMac(conf.mac)!),
   });
   onFailure(() => deleteLinkIfExists(host, veth.host.name));
   attachHostVeth(host, veth.host, bridge, {
