@@ -172,7 +172,8 @@ function parseMapping(entry: Record<string, unknown>): PortMapping {
   const hostIp = field(entry, "hostIP");
   if (hostIp !== undefined && hostIp !== null && hostIp !== "") {
     try {
-      mapping.hostIp = validateAddress(hostIp, "hostIP");
+      // Go's `To4()` makes an IPv4-mapped host IP an IPv4 one, so the reference maps it.
+      mapping.hostIp = validateAddress(hostIp, "hostIP", { unwrapMapped: true });
     } catch (error) {
       fail(`Invalid host IP: ${(error as Error).message}`);
     }

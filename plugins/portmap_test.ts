@@ -736,6 +736,17 @@ const SCENARIOS: Record<string, Record<string, unknown>> = {
     },
     prevResult: prevResult(["10.77.0.3/24"]),
   },
+  "an IPv4-mapped hostIP, which Go reads as IPv4": {
+    runtimeConfig: {
+      portMappings: [{
+        hostPort: 8443,
+        containerPort: 443,
+        protocol: "tcp",
+        hostIP: "::ffff:192.0.2.10",
+      }],
+    },
+    prevResult: prevResult(["10.77.0.3/24"]),
+  },
   "snat off": {
     snat: false,
     runtimeConfig: { portMappings: MAPPINGS },

@@ -116,7 +116,8 @@ export function validateProtocol(protocol: unknown, field: string): PortProtocol
 
 /**
  * Parses an IP literal for rule text; rejects CIDRs, zones, IPv4-mapped IPv6
- * and anything else iptables would read differently.
+ * (unless `unwrapMapped`: then its IPv4 address) and anything else iptables
+ * would read differently.
  *
  * @example Usage
  * ```ts
@@ -124,13 +125,18 @@ export function validateProtocol(protocol: unknown, field: string): PortProtocol
  * assertThrows(() => validateAddress("10.0.0.1/24", "hostIP"), RangeError);
  * ```
  */
-export function validateAddress(text: unknown, field: string): IpAddress {
+export function validateAddress(
+  text: unknown,
+  field: string,
+  options: { unwrapMapped?: boolean } = {},
+): IpAddress {
   if (typeof text !== "string") {
     throw new TypeError(`${field} must be a string, got ${show(text)}`);
   }
   // Mapped text stays IPv6 here so that it can be refused, not silently unwrapped.
   const addr = tryParseIp(text, { keepMapped: true });
   if (!addr) throw new RangeError(`${field} must be an IPv4 or IPv6 address, got ${show(text)}`);
+  if (isIpv4Mapped(addr) && options.unwrapMapped) return canonicalIp(addr);
   if (isIpv4Mapped(addr)) {
     throw new RangeError(
       `${field} must not be an IPv4-mapped IPv6 address, got ${show(text)}; use ${

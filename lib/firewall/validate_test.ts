@@ -1,3 +1,4 @@
+import { formatIp } from "../ip/cidr.ts";
 import { assertEquals, assertThrows } from "@std/assert";
 import {
   conditionsBackend,
@@ -83,6 +84,12 @@ Deno.test("validateAddress() takes literals only, never CIDRs or mapped addresse
   for (const bad of ["192.0.2.10/32", "192.0.2", "::ffff:192.0.2.10", "localhost", "1.2.3.4\n"]) {
     assertThrows(() => validateAddress(bad, "hostIP"), RangeError, "hostIP");
   }
+});
+
+Deno.test("validateAddress() unwraps an IPv4-mapped address only when asked to", () => {
+  const addr = validateAddress("::ffff:192.0.2.10", "hostIP", { unwrapMapped: true });
+  assertEquals([addr.family, formatIp(addr)], [4, "192.0.2.10"]);
+  assertThrows(() => validateAddress("::ffff:192.0.2.10", "hostIP"), RangeError, "use 192.0.2.10");
 });
 
 Deno.test("validateInterfaceName() follows the kernel's rules", () => {
