@@ -58,6 +58,7 @@ import { TablePlan } from "../lib/firewall/plan.ts";
 import {
   DEFAULT_RECORD_ROOT,
   listRecords,
+  otherNetworksAddresses,
   readRecord,
   recordDir,
   removeRecord,
@@ -95,7 +96,7 @@ function invalid(error: unknown): never {
  */
 export function parseFirewallConf(
   conf: NetConf,
-  options: { lenient?: boolean } = {},
+  options: { lenient?: boolean; check?: boolean } = {},
 ): FirewallConf {
   // As in the reference, any other backend value means auto-detection.
   const configured = confField(conf, "backend");
@@ -104,14 +105,23 @@ export function parseFirewallConf(
   // ADD that failed on them could never be undone (the runtime stops its DEL chain there).
   if (options.lenient) return { adminChain: DEFAULT_ADMIN_CHAIN, ingressPolicy: "open", backend };
   try {
-    const admin = confField(conf, "iptablesAdminChainName");
+    // JSON null leaves a Go string field empty, as if the key were absent.
+    const text = (key: string) => {
+      const value = confField(conf, key) ?? undefined;
+      if (value !== undefined && typeof value !== "string") {
+        throw new TypeError(`${key} must be a string, got ${JSON.stringify(value)}`);
+      }
+      return value;
+    };
+    text("backend");
+    text("firewalldZone");
+    const admin = text("iptablesAdminChainName");
     const adminChain = admin === undefined || admin === ""
       ? DEFAULT_ADMIN_CHAIN
       : validateChainName(admin, "iptablesAdminChainName");
-    const policy = confField(conf, "ingressPolicy") ?? "";
-    if (typeof policy !== "string") {
-      throw new TypeError(`ingressPolicy must be a string, got ${policy}`);
-    }
+    const policy = text("ingressPolicy") ?? "";
+    // CHECK looks at the address rules only; the reference does not read the policy there.
+    if (options.check) return { adminChain, ingressPolicy: "open", backend };
     if (!["", "open", "same-bridge", "isolated"].includes(policy)) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, `unknown ingress policy: "${policy}"`);
     }
@@ -321,7 +331,7 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
     },
 
     async check(args: CmdArgs): Promise<void> {
-      const conf = parseFirewallConf(args.conf);
+      const conf = parseFirewallConf(args.conf, { check: true });
       const prev = prevResultOf(args.conf);
       if (!prev) throw new Error("missing prevResult from earlier plugin");
       requireIptables(conf, false);
@@ -348,9 +358,14 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
       const dir = records(args);
       const all = listRecords(dir);
       const goneRecords = all.filter((r) => !isValid(r.containerId, r.ifname));
-      const keptAddresses = new Set(
-        all.filter((r) => isValid(r.containerId, r.ifname)).flatMap((r) => r.addresses),
-      );
+      // Kept: addresses of this network's valid attachments and of any other network's
+      // recorded ones (CNI-FORWARD rules name addresses, not networks).
+      const keptAddresses = otherNetworksAddresses(dir);
+      for (const record of all) {
+        if (isValid(record.containerId, record.ifname)) {
+          for (const address of record.addresses) keptAddresses.add(address);
+        }
+      }
       for (const family of [4, 6] as Family[]) {
         let owners: Map<string, Set<string>>;
         try {
@@ -366,7 +381,9 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
         };
         // Addresses whose every nat-table owner is a gone attachment of this network.
         const stale = new Set(
-          [...owners].filter(([, set]) => [...set].every(ownerGone)).map(([address]) => address),
+          [...owners].filter(([address, set]) =>
+            [...set].every(ownerGone) && !keptAddresses.has(address)
+          ).map(([address]) => address),
         );
         // Addresses recorded for gone attachments that nobody alive claims.
         for (const record of goneRecords) {

@@ -5,7 +5,13 @@ import { runPlugin } from "../lib/cni/skel.ts";
 import type { CmdArgs, Command } from "../lib/cni/types.ts";
 import { type ExecCall, RecordingExecer } from "../lib/firewall/exec.ts";
 import { type Family, usesNftables } from "../lib/firewall/iptables.ts";
-import { listRecords, readRecord, recordDir, writeRecord } from "../lib/firewall/records.ts";
+import {
+  listRecords,
+  readRecord,
+  recordDir,
+  removeRecord,
+  writeRecord,
+} from "../lib/firewall/records.ts";
 import { createNetns, ROOT } from "../lib/testing/netns.ts";
 import {
   HAVE_REFERENCE,
@@ -140,6 +146,42 @@ Deno.test("parseFirewallConf() rejects an unknown ingress policy with the refere
     assert(error instanceof CniError);
     assertEquals([error.code, error.message], [7, 'unknown ingress policy: "closed"']);
   }
+});
+
+Deno.test("parseFirewallConf() reads JSON null as an absent string, as Go does, and refuses other types", () => {
+  const parse = (extra: Record<string, unknown>, options = {}) =>
+    parseFirewallConf(parseNetConf(JSON.stringify(conf(extra))), options);
+  assertEquals(
+    parse({
+      iptablesAdminChainName: null,
+      ingressPolicy: null,
+      backend: null,
+      firewalldZone: null,
+    }),
+    { adminChain: "CNI-ADMIN", ingressPolicy: "open", backend: undefined },
+  );
+  for (
+    const [key, value] of [
+      ["backend", 5],
+      ["firewalldZone", 5],
+      ["iptablesAdminChainName", 5],
+      ["ingressPolicy", true],
+    ] as const
+  ) {
+    try {
+      parse({ [key]: value });
+      throw new Error(`${key} accepted`);
+    } catch (error) {
+      assert(error instanceof CniError, key);
+      assertEquals([error.code, error.message], [7, `${key} must be a string, got ${value}`]);
+    }
+  }
+  // CHECK does not read the policy (the reference's CHECK passes with any), DEL reads nothing.
+  assertEquals(parse({ ingressPolicy: "bogus" }, { check: true }).ingressPolicy, "open");
+  assertEquals(
+    parse({ backend: 5, ingressPolicy: "bogus" }, { lenient: true }).ingressPolicy,
+    "open",
+  );
 });
 
 Deno.test("firewall ADD plans all rules of a family into one restore", async () => {
@@ -451,6 +493,31 @@ Deno.test("firewall GC removes recorded rules of gone attachments unless a live 
     "*filter\n-D CNI-FORWARD -s 10.99.0.20/32 -j ACCEPT\nCOMMIT\n",
   );
   assertEquals(listRecords(dir).map((r) => `${r.containerId}@${r.ifname}`), ["keep@eth0"]);
+});
+
+Deno.test("firewall GC keeps the rules of an address another network's attachment recorded", async () => {
+  const filter = REFERENCE_FILTER.replace(
+    "COMMIT",
+    "-A CNI-FORWARD -s 10.99.0.20/32 -j ACCEPT\n-A CNI-FORWARD -s 10.99.0.21/32 -j ACCEPT\nCOMMIT",
+  );
+  // The nat table says a gone container of this network masqueraded 10.99.0.21.
+  const nat = '-A POSTROUTING -s 10.99.0.21/32 -m comment --comment "name: \\"mynet\\" id: ' +
+    '\\"gone2\\"" -j CNI-0123456789abcdef01234567\n';
+  const deps = fakeDeps({ "4 nat": nat, "4 filter": filter, "6 nat": "", "6 filter": "" });
+  const dir = recordDir("mynet", deps.recordRoot);
+  writeRecord(dir, "gone", "eth0", ["10.99.0.20/32"]);
+  // Overlapping subnets on two bridges: the other network's live container has both addresses.
+  writeRecord(recordDir("othernet", deps.recordRoot), "other", "eth0", [
+    "10.99.0.20/32",
+    "10.99.0.21/32",
+  ]);
+  await firewallFuncs(deps).gc!(cmdArgs(
+    "GC",
+    conf({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [] }),
+  ));
+  assertEquals(deps.execer.calls.filter((c) => c.cmd === "iptables-restore"), []);
+  assertEquals(listRecords(dir), []);
+  removeRecord(recordDir("othernet", deps.recordRoot), "other", "eth0");
 });
 
 // ---------------------------------------------------------------- side by side with the reference (root)

@@ -146,3 +146,27 @@ export function listRecords(dir: string): AddressRecord[] {
   }
   return records;
 }
+
+/**
+ * The addresses recorded by the other networks of `dir`'s namespace (the
+ * sibling directories): GC of one network must not remove rules another
+ * network's attachment still needs, and the rules name addresses only.
+ */
+export function otherNetworksAddresses(dir: string): Set<string> {
+  const addresses = new Set<string>();
+  const parent = dir.slice(0, dir.lastIndexOf("/"));
+  const own = dir.slice(dir.lastIndexOf("/") + 1);
+  let entries: Iterable<Deno.DirEntry>;
+  try {
+    entries = Deno.readDirSync(parent);
+  } catch {
+    return addresses;
+  }
+  for (const entry of entries) {
+    if (!entry.isDirectory || entry.name === own) continue;
+    for (const record of listRecords(`${parent}/${entry.name}`)) {
+      for (const address of record.addresses) addresses.add(address);
+    }
+  }
+  return addresses;
+}
