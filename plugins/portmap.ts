@@ -28,7 +28,9 @@
 import { confField } from "../lib/cni/config.ts";
 import { CniError, ErrorCode } from "../lib/cni/error.ts";
 import type { CmdArgs, NetConf, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
-import { type IpAddress, tryParseCidr } from "../lib/ip/cidr.ts";
+import { formatIp, type IpAddress, tryParseCidr } from "../lib/ip/cidr.ts";
+import { NetlinkError } from "../lib/netlink/error.ts";
+import { openHandle } from "../lib/netlink/handle.ts";
 import { type PrevResult, prevResultOf, validAttachmentIds } from "../lib/firewall/_cni.ts";
 import { formatChainName } from "../lib/firewall/chain_name.ts";
 import { defaultExecer, type Execer, findCommand } from "../lib/firewall/exec.ts";
@@ -311,36 +313,26 @@ function prefixed(error: unknown): never {
 }
 
 /**
- * The host interface that routes to `address` (IPv4), from the main routing
- * table in `/proc/net/route`: longest prefix, then lowest metric. Undefined
- * if none, or if the best route is a blackhole. (The reference asks the
- * kernel, which also follows policy routing rules; reading the main table
- * keeps the netlink route code out of portmap's runs.)
+ * The host interface the kernel routes `address` through (policy rules,
+ * every table, VRFs: `ip route get`), as the reference asks netlink.
+ * Undefined when nothing routes there (no route, or a blackhole,
+ * unreachable or prohibit one): the reference skips route_localnet then.
  */
-export function routingInterface(address: IpAddress, routeTable: string): string | undefined {
-  const value = address.value;
-  let best: { name: string; len: number; metric: number } | undefined;
-  for (const line of routeTable.split("\n").slice(1)) {
-    const [name, dest, , flags, , , metric, mask] = line.trim().split(/\s+/);
-    if (!mask || (parseInt(flags, 16) & 1) === 0) continue;
-    // /proc/net/route prints addresses as little-endian hex words.
-    const le = (hex: string) => {
-      const n = parseInt(hex, 16);
-      return BigInt(
-        ((n & 0xff) << 24 | (n >> 8 & 0xff) << 16 | (n >> 16 & 0xff) << 8 | (n >>> 24)) >>> 0,
-      );
-    };
-    const m = le(mask);
-    if ((value & m) !== le(dest)) continue;
-    const len = m.toString(2).replace(/0/g, "").length;
-    const metricValue = Number(metric);
-    if (!best || len > best.len || (len === best.len && metricValue < best.metric)) {
-      best = { name, len, metric: metricValue };
-    }
+export function routingInterface(address: IpAddress): string | undefined {
+  using handle = openHandle();
+  let route;
+  try {
+    route = handle.routeGet(formatIp(address));
+  } catch (error) {
+    if (error instanceof NetlinkError) return undefined;
+    throw error;
   }
-  // A blackhole, unreachable or prohibit route shows as interface "*": no
-  // interface routes there (the reference's route lookup fails and skips it).
-  return best?.name === "*" ? undefined : best?.name;
+  if (route.oif === undefined) return undefined;
+  try {
+    return handle.linkByIndex(route.oif).name;
+  } catch {
+    return undefined; // gone meanwhile
+  }
 }
 
 /** Dependencies of the portmap handlers (tests inject fakes). */
@@ -375,8 +367,7 @@ async function defaultFlushConntrack(ports: number[], family: Family): Promise<v
 }
 
 function defaultEnableRouteLocalnet(address: IpAddress): Promise<void> {
-  // Synchronous: a small procfs read, where an async op's round trip costs 0.5-1 ms per run.
-  const name = routingInterface(address, Deno.readTextFileSync("/proc/net/route"));
+  const name = routingInterface(address);
   if (name) writeSysctl(`net/ipv4/conf/${name}/route_localnet`, "1");
   return Promise.resolve();
 }
