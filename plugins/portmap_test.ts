@@ -726,6 +726,16 @@ const SCENARIOS: Record<string, Record<string, unknown>> = {
     },
     prevResult: prevResult(["10.77.0.3/24"]),
   },
+  "a repeated mapping and a second target for the same host port": {
+    runtimeConfig: {
+      portMappings: [
+        { hostPort: 8080, containerPort: 80, protocol: "tcp" },
+        { hostPort: 8080, containerPort: 80, protocol: "tcp" },
+        { hostPort: 8080, containerPort: 81, protocol: "tcp" },
+      ],
+    },
+    prevResult: prevResult(["10.77.0.3/24"]),
+  },
   "snat off": {
     snat: false,
     runtimeConfig: { portMappings: MAPPINGS },

@@ -161,7 +161,14 @@ export function dnatRules(spec: HostportSpec): Rule[] {
       hostPortTarget(addr, m.containerPort),
     ]);
   }
-  return rules;
+  // The reference appends each rule only if the chain lacks it: a repeated mapping adds nothing.
+  const seen = new Set<string>();
+  return rules.filter((rule) => {
+    const key = rule.join("\0");
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** Options for {@linkcode planHostportAdd}. */
