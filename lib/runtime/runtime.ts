@@ -7,8 +7,6 @@
  * Deliberate differences from libcni (each where libcni falls short):
  * - CHECK without a cached result fails before running any plugin (libcni runs
  *   the plugins without `prevResult`; the spec requires one).
- * - DEL always removes the cache file afterwards (libcni keeps it when it had
- *   no cached result, e.g. for every list older than 0.4.0).
  * - Cache files are written atomically (see `cache.ts`).
  *
  * Like libcni, a failed ADD is not rolled back: plugins that succeeded keep
