@@ -88,14 +88,25 @@ export class JournalTail {
   #partial = "";
   #started = false;
   #maxReadBytes: number;
+  #polling: Promise<unknown> = Promise.resolve();
 
   constructor(path: string, options: JournalTailOptions = {}) {
     this.path = path;
     this.#maxReadBytes = options.maxReadBytes ?? 4 * 1024 * 1024;
   }
 
-  /** Reads what is new since the last poll. Never throws for missing or unreadable files. */
-  async poll(): Promise<JournalEntry[]> {
+  /**
+   * Reads what is new since the last poll. Never throws for missing or
+   * unreadable files. Concurrent calls run one after the other: each line is
+   * returned once (two scrapes at once must not both count it).
+   */
+  poll(): Promise<JournalEntry[]> {
+    const run = this.#polling.then(() => this.#poll());
+    this.#polling = run.catch(() => {});
+    return run;
+  }
+
+  async #poll(): Promise<JournalEntry[]> {
     const entries: JournalEntry[] = [];
     const current = await statOrUndefined(this.path);
     if (!this.#started) {

@@ -64,3 +64,24 @@ Deno.test("JournalTail.poll() holds back an unterminated last line", async () =>
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("JournalTail.poll() called concurrently returns each line once in all", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cbx-st-" });
+  try {
+    const path = join(dir, "journal");
+    const rec = (n: number) =>
+      recordRun({ plugin: "p", command: "ADD", outcome: "ok", durationMs: n, time: n }, { path });
+    for (let n = 1; n <= 50; n++) rec(n);
+    const tail = new JournalTail(path);
+    const first = await Promise.all(Array.from({ length: 20 }, () => tail.poll()));
+    assertEquals(first.flat().length, 50);
+    for (let n = 51; n <= 60; n++) rec(n);
+    const second = await Promise.all([tail.poll(), tail.poll()]);
+    assertEquals(
+      second.flat().map((e) => e.durationMs),
+      Array.from({ length: 10 }, (_, i) => i + 51),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
