@@ -229,6 +229,9 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** Larger files are not cache entries (an entry holds one config and one result). */
+const MAX_CACHE_FILE_BYTES = 4 * 1024 * 1024;
+
 /** Options for {@linkcode listCacheEntries}. */
 export interface ListCacheOptions {
   /** Only entries of this container. @default {undefined} (all) */
@@ -239,8 +242,9 @@ export interface ListCacheOptions {
 
 /**
  * Enumerates all cached attachments (libcni `GetCachedAttachments`), sorted by
- * file name. Unreadable, malformed and incomplete files are skipped; a missing
- * directory yields `[]`.
+ * file name. Unreadable, malformed, incomplete and oversized files are
+ * skipped, and so is anything but a regular file; a missing directory yields
+ * `[]`.
  *
  * @example Usage
  * ```ts ignore
@@ -255,8 +259,10 @@ export function listCacheEntries(
   const names: string[] = [];
   try {
     // Sync calls: many small local files, read much faster than as async ops.
+    // Regular files only: a FIFO would block the reading thread, and libcni never writes a
+    // link (the status endpoint reads this directory while serving).
     for (const e of Deno.readDirSync(dir)) {
-      if (!e.name.startsWith(".")) names.push(e.name);
+      if (e.isFile && !e.name.startsWith(".")) names.push(e.name);
     }
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [];
@@ -273,7 +279,9 @@ export function listCacheEntries(
     }
     let entry: CacheEntry;
     try {
-      entry = decodeCacheEntry(Deno.readTextFileSync(join(dir, name)));
+      const path = join(dir, name);
+      if (Deno.lstatSync(path).size > MAX_CACHE_FILE_BYTES) continue;
+      entry = decodeCacheEntry(Deno.readTextFileSync(path));
     } catch {
       continue;
     }

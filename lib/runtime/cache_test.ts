@@ -143,3 +143,21 @@ Deno.test("listCacheEntries() enumerates valid entries sorted and filters like l
     assertEquals(mynet[0].cniArgs, [["IgnoreUnknown", "1"], ["K8S_POD_NAME", "p"]]);
   });
 });
+
+Deno.test("listCacheEntries() skips FIFOs, links and oversized files instead of blocking on them", async () => {
+  await withTempDir(async (dir) => {
+    await writeCacheEntry(dir, entry({ containerId: "c1" }));
+    const results = join(dir, "results");
+    // A FIFO with no writer would block a read forever.
+    const mkfifo = new Deno.Command("mkfifo", { args: [join(results, "mynet-fifo-eth0")] });
+    assertEquals((await mkfifo.output()).code, 0);
+    const outside = join(dir, "outside");
+    await writeCacheEntry(outside, entry({ containerId: "elsewhere" }));
+    await Deno.symlink(
+      join(outside, "results", "mynet-elsewhere-eth0"),
+      join(results, "mynet-link-eth0"),
+    );
+    await Deno.writeTextFile(join(results, "mynet-huge-eth0"), " ".repeat(4 * 1024 * 1024 + 1));
+    assertEquals((await listCacheEntries(dir)).map((e) => e.containerId), ["c1"]);
+  });
+});

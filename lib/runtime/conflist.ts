@@ -312,8 +312,16 @@ export async function confFiles(dir: string, extensions: readonly string[]): Pro
   return files.sort();
 }
 
+/** A plugin's stdin is capped at this size too (lib/cni/skel.ts). */
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 async function readConfigFile(file: string): Promise<Uint8Array> {
   try {
+    // Links are followed, as libcni does; a FIFO or device would block the reader (the status
+    // endpoint reads these files while serving), a huge file is no network config.
+    const info = await Deno.stat(file);
+    if (!info.isFile) throw new Error("not a regular file");
+    if (info.size > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
     return await Deno.readFile(file);
   } catch (error) {
     throw new Error(`error reading ${file}: ${(error as Error).message}`, { cause: error });

@@ -242,3 +242,20 @@ Deno.test("loadAllConfLists() reports broken files without stopping", async () =
     assert(entries[1].error instanceof SyntaxError);
   });
 });
+
+Deno.test("loadConfList() refuses a FIFO or an oversized file where a config should be, and follows links", async () => {
+  await withDir({ "real.conflist": list("net") }, async (dir) => {
+    await Deno.symlink(join(dir, "real.conflist"), join(dir, "10-link.conflist"));
+    assertEquals((await loadConfList(dir, "net")).file, join(dir, "10-link.conflist"));
+    const mkfifo = new Deno.Command("mkfifo", { args: [join(dir, "05-fifo.conflist")] });
+    assertEquals((await mkfifo.output()).code, 0);
+    await assertRejects(
+      () => loadConfList(dir, "net"),
+      Error,
+      "05-fifo.conflist: not a regular file",
+    );
+    await Deno.remove(join(dir, "05-fifo.conflist"));
+    await Deno.writeTextFile(join(dir, "06-huge.conflist"), " ".repeat(16 * 1024 * 1024 + 1));
+    await assertRejects(() => loadConfList(dir, "net"), Error, "larger than");
+  });
+});
