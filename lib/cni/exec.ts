@@ -121,6 +121,8 @@ function spawnText(path: string, error: unknown): string {
 }
 
 const EMPTY = new Uint8Array();
+/** How long an aborted plugin may take to exit on SIGTERM before it gets SIGKILL. */
+const KILL_GRACE_MS = 1000;
 
 /**
  * Runs the plugin at `path` with `stdin` and a clean environment, like Go's
@@ -155,16 +157,32 @@ export async function runPluginFile(
       }
       return { failure, cause: error, stdout: EMPTY, stderr: EMPTY };
     }
-    // A plugin may exit without reading stdin (VERSION never does); Go ignores that too.
-    const writer = child.stdin.getWriter();
-    await writer.write(stdin).catch(() => {});
-    await writer.close().catch(() => {});
-    const out = await child.output();
-    return {
-      failure: out.success ? undefined : exitText(out),
-      stdout: out.stdout,
-      stderr: out.stderr,
+    // Aborting sends SIGTERM; a plugin that ignores it gets SIGKILL a second later.
+    const forceKill = () => {
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already exited
+        }
+      }, KILL_GRACE_MS);
+      Deno.unrefTimer(timer);
     };
+    options.signal?.addEventListener("abort", forceKill, { once: true });
+    try {
+      // A plugin may exit without reading stdin (VERSION never does); Go ignores that too.
+      const writer = child.stdin.getWriter();
+      await writer.write(stdin).catch(() => {});
+      await writer.close().catch(() => {});
+      const out = await child.output();
+      return {
+        failure: out.success ? undefined : exitText(out),
+        stdout: out.stdout,
+        stderr: out.stderr,
+      };
+    } finally {
+      options.signal?.removeEventListener("abort", forceKill);
+    }
   }
 }
 

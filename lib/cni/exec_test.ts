@@ -136,6 +136,20 @@ Deno.test("runPluginFile() reports Go's exit, signal and fork/exec texts", async
   });
 });
 
+Deno.test("runPluginFile() kills an aborted plugin that ignores SIGTERM", async () => {
+  await withDir(async (dir) => {
+    // exec: the shell itself ignores TERM and becomes the sleeping process.
+    writeSh(`${dir}/stubborn`, "trap '' TERM; exec sleep 30");
+    const started = performance.now();
+    const run = await runPluginFile(`${dir}/stubborn`, new Uint8Array(), {
+      env: BASE_ENV,
+      signal: AbortSignal.timeout(100),
+    });
+    assertEquals(run.failure, "signal: killed");
+    assert(performance.now() - started < 10_000, "waited for the plugin's own end");
+  });
+});
+
 Deno.test("runPluginFile() retries a binary that is still being written", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/busy`;

@@ -99,7 +99,7 @@ function buildApp(deps: StatusDeps) {
   const now = deps.now ?? Date.now;
   const counters = new RunCounters();
   const tail = deps.journalPath ? new JournalTail(deps.journalPath) : undefined;
-  const statusCache = new Map<string, { at: number; value: Promise<StatusJson> }>();
+  const statusCache = new Map<string, { at: number | undefined; value: Promise<StatusJson> }>();
   const allowedHosts = deps.allowedHosts ? new Set(deps.allowedHosts.map(hostOf)) : undefined;
 
   const inventoryCache = new Map<string, { at: number; value: Promise<Inventory> }>();
@@ -148,10 +148,32 @@ function buildApp(deps: StatusDeps) {
     if (!runner) return Promise.resolve({ state: "not-run" });
     const key = `${list.file ?? ""}\0${list.name}`;
     const hit = statusCache.get(key);
-    if (hit && now() - hit.at < (deps.statusTtlMs ?? 10_000)) return hit.value;
-    const value = (async (): Promise<StatusJson> => {
+    // A run in progress is shared; a finished one is reused for the TTL from its end.
+    if (hit && (hit.at === undefined || now() - hit.at < (deps.statusTtlMs ?? 10_000))) {
+      return hit.value;
+    }
+    const entry: { at: number | undefined; value: Promise<StatusJson> } = {
+      at: undefined,
+      value: Promise.resolve({ state: "not-run" }),
+    };
+    entry.value = (async (): Promise<StatusJson> => {
+      const timeoutMs = deps.statusTimeoutMs ?? 5_000;
+      const signal = AbortSignal.timeout(timeoutMs);
       try {
-        await runner(list, AbortSignal.timeout(deps.statusTimeoutMs ?? 5_000));
+        // The answer does not wait for a runner that ignores the signal (a plugin that
+        // survives SIGTERM, or whose children keep its pipes open).
+        const run = runner(list, signal);
+        run.catch(() => {});
+        await Promise.race([
+          run,
+          new Promise<never>((_resolve, reject) =>
+            signal.addEventListener(
+              "abort",
+              () => reject(new Error(`STATUS timed out after ${timeoutMs} ms`)),
+              { once: true },
+            )
+          ),
+        ]);
         return { state: "ok" };
       } catch (error) {
         if (error instanceof CniError) {
@@ -160,9 +182,12 @@ function buildApp(deps: StatusDeps) {
           return json;
         }
         return { state: "failed", msg: error instanceof Error ? error.message : String(error) };
+      } finally {
+        entry.at = now();
       }
     })();
-    statusCache.set(key, { at: now(), value });
+    const value = entry.value;
+    statusCache.set(key, entry);
     if (statusCache.size > 1000) statusCache.delete(statusCache.keys().next().value!);
     return value;
   };

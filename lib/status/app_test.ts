@@ -289,6 +289,48 @@ Deno.test("a STATUS runner that hangs is cut off by the timeout", async () => {
   assertEquals(body.status, { state: "failed", msg: "STATUS timed out" });
 });
 
+Deno.test("a STATUS runner that ignores the abort still answers at the timeout", async () => {
+  await using fx = await statusFixture();
+  const app = createStatusApp({
+    ...fx.sources,
+    statusTimeoutMs: 50,
+    runStatus: () => new Promise(() => {}),
+  });
+  const body = await json(await app.request("/v1/networks/alpha"));
+  assertEquals(body.status, { state: "failed", msg: "STATUS timed out after 50 ms" });
+});
+
+Deno.test("a STATUS result is reused for the TTL counted from the end of its run", async () => {
+  await using fx = await statusFixture();
+  let clock = 0;
+  let runs = 0;
+  let finish = () => {};
+  const app = createStatusApp({
+    ...fx.sources,
+    now: () => clock,
+    statusTtlMs: 10_000,
+    statusTimeoutMs: 60_000,
+    runStatus: () => {
+      runs++;
+      return new Promise<void>((resolve) => finish = resolve);
+    },
+  });
+  const first = app.request("/v1/networks/alpha");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  clock = 15_000; // the run took longer than the TTL
+  finish();
+  assertEquals((await json(await first)).status, { state: "ok" });
+  clock = 20_000;
+  assertEquals((await json(await app.request("/v1/networks/alpha"))).status, { state: "ok" });
+  assertEquals(runs, 1);
+  clock = 25_001;
+  const third = app.request("/v1/networks/alpha");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  finish();
+  await third;
+  assertEquals(runs, 2);
+});
+
 Deno.test("inventoryTtlMs reuses one read of the state for a burst of requests", async () => {
   await using fx = await statusFixture();
   let clock = 0;
