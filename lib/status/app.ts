@@ -76,6 +76,17 @@ const ALLOWED_METHODS = "GET, HEAD";
 const HTML_CSP =
   "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/**
+ * A failed plugin's message without its stderr, which libcni quotes when the
+ * plugin printed no error (`netplugin failed: "<stderr>": exit status 1`):
+ * plugins may log their config there, secrets included, and HTTP clients
+ * are not the plugin's log.
+ */
+function withoutStderr(error: CniError): string {
+  const match = /^netplugin failed: "(?:[^"\\]|\\.)*": ([^"]*)$/s.exec(error.message);
+  return match ? `netplugin failed (its stderr is not shown): ${match[1]}` : error.message;
+}
+
 function networkJson(network: NetworkSummary, status: StatusJson | undefined) {
   const { hostLocal: _hostLocal, ...rest } = network;
   return status ? { ...rest, status } : rest;
@@ -177,7 +188,7 @@ function buildApp(deps: StatusDeps) {
         return { state: "ok" };
       } catch (error) {
         if (error instanceof CniError) {
-          const json: StatusJson = { state: "failed", code: error.code, msg: error.message };
+          const json: StatusJson = { state: "failed", code: error.code, msg: withoutStderr(error) };
           if (error.details) json.details = error.details;
           return json;
         }

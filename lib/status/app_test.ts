@@ -300,6 +300,26 @@ Deno.test("a STATUS runner that ignores the abort still answers at the timeout",
   assertEquals(body.status, { state: "failed", msg: "STATUS timed out after 50 ms" });
 });
 
+Deno.test("a failed STATUS does not show the plugin's stderr, which libcni quotes in its message", async () => {
+  await using fx = await statusFixture();
+  const app = createStatusApp({
+    ...fx.sources,
+    runStatus: () =>
+      Promise.reject(
+        new CniError(
+          0,
+          'netplugin failed: "config: {\\"apiToken\\": \\"TOPSECRET\\"}\\n": exit status 1',
+        ),
+      ),
+  });
+  const body = await json(await app.request("/v1/networks/alpha"));
+  assertEquals(body.status, {
+    state: "failed",
+    code: 0,
+    msg: "netplugin failed (its stderr is not shown): exit status 1",
+  });
+});
+
 Deno.test("a STATUS result is reused for the TTL counted from the end of its run", async () => {
   await using fx = await statusFixture();
   let clock = 0;
