@@ -190,7 +190,7 @@ Deno.test("GET /metrics renders Prometheus text including runs from the journal"
   );
   assertStringIncludes(
     second,
-    'cnibox_leases_used{network="alpha",range_set="0",subnet="10.22.0.0/24"} 4\n',
+    'cnibox_leases_used{network="alpha",range_set="0",range="0",subnet="10.22.0.0/24"} 4\n',
   );
 });
 

@@ -149,11 +149,19 @@ export function renderMetrics(inventory: Inventory, options: RenderMetricsOption
   out.family("cnibox_config_errors", "gauge", "Network config files that could not be loaded.");
   out.sample("cnibox_config_errors", {}, inventory.configErrors.length);
 
+  // One series per range: a set may hold several ranges of one subnet (rangeStart/rangeEnd
+  // slices), and a chain several host-local plugins, so both positions are labels.
   const ranges = inventory.networks.flatMap((n) =>
-    n.hostLocal.flatMap((hl) =>
+    n.hostLocal.flatMap((hl, ipam) =>
       hl.rangeSets.flatMap((set) =>
-        set.ranges.map((r) => ({
-          labels: { network: n.name, range_set: String(set.index), subnet: r.subnet },
+        set.ranges.map((r, range) => ({
+          labels: {
+            network: n.name,
+            ...(n.hostLocal.length > 1 ? { ipam: String(ipam) } : {}),
+            range_set: String(set.index),
+            range: String(range),
+            subnet: r.subnet,
+          },
           used: r.used,
           capacity: r.capacity,
         }))

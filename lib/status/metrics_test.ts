@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { join } from "@std/path";
 import { collectInventory } from "./inventory.ts";
 import type { JournalEntry } from "./journal_reader.ts";
 import { escapeLabel, renderMetrics, RunCounters } from "./metrics.ts";
@@ -40,9 +41,9 @@ Deno.test("renderMetrics() exposes lease usage, stale counts and plugin runs", a
   for (
     const line of [
       "# TYPE cnibox_leases_used gauge",
-      'cnibox_leases_used{network="alpha",range_set="0",subnet="10.22.0.0/24"} 4',
-      'cnibox_leases_capacity{network="alpha",range_set="0",subnet="10.22.0.0/24"} 253',
-      'cnibox_leases_used{network="beta",range_set="1",subnet="fd33::/120"} 1',
+      'cnibox_leases_used{network="alpha",range_set="0",range="0",subnet="10.22.0.0/24"} 4',
+      'cnibox_leases_capacity{network="alpha",range_set="0",range="0",subnet="10.22.0.0/24"} 253',
+      'cnibox_leases_used{network="beta",range_set="1",range="0",subnet="fd33::/120"} 1',
       'cnibox_stale_leases{network="alpha"} 3',
       'cnibox_stale_leases{network="nomad"} 1',
       'cnibox_stale_attachments{network="alpha"} 1',
@@ -68,4 +69,34 @@ Deno.test("renderMetrics() leaves out run families without a journal", async () 
   const text = renderMetrics(await collectInventory(fx.sources));
   assertEquals(text.includes("cnibox_plugin_runs_total"), false);
   assertStringIncludes(text, "cnibox_networks 4\n");
+});
+
+Deno.test("renderMetrics() gives each range of a set its own series, also for slices of one subnet", async () => {
+  await using fx = await statusFixture();
+  await Deno.writeTextFile(
+    join(fx.configDir, "90-slices.conflist"),
+    JSON.stringify({
+      cniVersion: "1.0.0",
+      name: "slices",
+      plugins: [{
+        type: "bridge",
+        ipam: {
+          type: "host-local",
+          dataDir: fx.dataDir,
+          ranges: [[
+            { subnet: "10.2.0.0/24", rangeStart: "10.2.0.10", rangeEnd: "10.2.0.50" },
+            { subnet: "10.2.0.0/24", rangeStart: "10.2.0.100", rangeEnd: "10.2.0.150" },
+          ]],
+        },
+      }],
+    }),
+  );
+  const text = renderMetrics(await collectInventory(fx.sources));
+  const series = text.split("\n").filter((l) => l.startsWith("cnibox_leases_capacity{"))
+    .map((l) => l.slice(0, l.lastIndexOf(" ")));
+  assertEquals(series.length, new Set(series).size, "duplicate series");
+  assertStringIncludes(
+    text,
+    'cnibox_leases_capacity{network="slices",range_set="0",range="1",subnet="10.2.0.0/24"} 51\n',
+  );
 });
