@@ -17,6 +17,7 @@ import {
   tryParseCidr,
   tryParseIp,
 } from "../ip/cidr.ts";
+import { loadIpamConfig } from "../ipam/config.ts";
 
 /** One range of a range set, with its allocatable size. */
 export interface RangeInfo {
@@ -145,6 +146,15 @@ export function parseRangeSets(ipam: Record<string, unknown>): RangeSets {
     sets.push({ index, ranges: ranges.map((r) => r.info) });
   });
   if (rawSets.length === 0) errors.push("no IP ranges specified");
+  // The counts above are lenient; host-local itself also refuses host bits in a subnet, a
+  // subnet too small, overlapping ranges and mixed families: say so when it would.
+  if (errors.length === 0) {
+    try {
+      loadIpamConfig({ cniVersion: "1.1.0", name: "status", ipam });
+    } catch (error) {
+      errors.push(`host-local refuses this config: ${(error as Error).message}`);
+    }
+  }
   return {
     sets,
     errors,

@@ -65,3 +65,16 @@ Deno.test("parseRangeSets() reports bad ranges without throwing", () => {
   ]);
   assertEquals(parseRangeSets({ type: "host-local" }).errors, ["no IP ranges specified"]);
 });
+
+Deno.test("parseRangeSets() reports what host-local itself would refuse", () => {
+  const refused = (ranges: unknown) => parseRangeSets({ type: "host-local", ranges }).errors;
+  assertEquals(refused([[{ subnet: "10.0.0.5/24" }]]), [
+    "host-local refuses this config: invalid range set 0: Network has host bits set. For a subnet mask of length 24 the network address is 10.0.0.0",
+  ]);
+  assertEquals(refused([[{ subnet: "fd00::/127" }]]), [
+    "host-local refuses this config: invalid range set 0: Network fd00::/127 too small to allocate from",
+  ]);
+  assertEquals(refused([[{ subnet: "10.0.0.0/24" }, { subnet: "10.0.0.0/25" }]]).length, 1);
+  assertEquals(refused([[{ subnet: "10.0.0.0/24" }, { subnet: "fd00::/64" }]]).length, 1);
+  assertEquals(refused([[{ subnet: "10.0.0.0/24" }], [{ subnet: "fd00::/64" }]]), []);
+});
