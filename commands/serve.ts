@@ -109,6 +109,17 @@ async function removeStaleSocket(path: string): Promise<void> {
         `Cannot listen on unix socket "${path}": the path exists and is not a socket`,
       );
     }
+    // A socket someone still answers on belongs to a running server: leave it alone.
+    let live: Deno.UnixConn | undefined;
+    try {
+      live = await Deno.connect({ transport: "unix", path });
+    } catch {
+      // Nobody listens: a leftover of a server that did not clean up.
+    }
+    if (live) {
+      live.close();
+      throw new Error(`Cannot listen on unix socket "${path}": another server is listening on it`);
+    }
     await Deno.remove(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;

@@ -1,4 +1,10 @@
-import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
 import { join } from "@std/path";
 import { fakePlugins } from "../lib/runtime/_testing.ts";
 import { createStatusApp } from "../lib/status/app.ts";
@@ -207,6 +213,13 @@ Deno.test("startServer() serves on a unix socket and removes it on shutdown", as
   conn.close();
   assertStringIncludes(text, "HTTP/1.1 200");
   assertStringIncludes(text, '"name":"beta"');
+  // A second server does not take the socket of a running one.
+  await assertRejects(
+    () => startServer({ deps: fx.sources, socket: path }),
+    Error,
+    "another server is listening on it",
+  );
+  assertEquals((await Deno.stat(path)).isSocket, true);
   await server.shutdown();
   let gone = false;
   try {
