@@ -340,7 +340,7 @@ for (const variant of VARIANTS) {
         const metrics = await (await get("/metrics")).text();
         assertStringIncludes(
           metrics,
-          'cnibox_leases_used{network="cbxst",range_set="0",subnet="10.251.7.0/24"} 3\n',
+          'cnibox_leases_used{network="cbxst",range_set="0",range="0",subnet="10.251.7.0/24"} 3\n',
         );
         assertStringIncludes(metrics, 'cnibox_stale_leases{network="cbxst"} 2\n');
         assertStringIncludes(metrics, 'cnibox_stale_attachments{network="cbxst"} 1\n');
