@@ -29,8 +29,7 @@ import { confField } from "../lib/cni/config.ts";
 import { CniError, ErrorCode } from "../lib/cni/error.ts";
 import type { CmdArgs, NetConf, Plugin, PluginFuncs, Result } from "../lib/cni/types.ts";
 import { formatIp, type IpAddress, tryParseCidr } from "../lib/ip/cidr.ts";
-import { NetlinkError } from "../lib/netlink/error.ts";
-import { openHandle } from "../lib/netlink/handle.ts";
+import { routingLinkName } from "../lib/netlink/route_lookup.ts";
 import { type PrevResult, prevResultOf, validAttachmentIds } from "../lib/firewall/_cni.ts";
 import { formatChainName } from "../lib/firewall/chain_name.ts";
 import { defaultExecer, type Execer, findCommand } from "../lib/firewall/exec.ts";
@@ -312,29 +311,6 @@ function prefixed(error: unknown): never {
   throw error;
 }
 
-/**
- * The host interface the kernel routes `address` through (policy rules,
- * every table, VRFs: `ip route get`), as the reference asks netlink.
- * Undefined when nothing routes there (no route, or a blackhole,
- * unreachable or prohibit one): the reference skips route_localnet then.
- */
-export function routingInterface(address: IpAddress): string | undefined {
-  using handle = openHandle();
-  let route;
-  try {
-    route = handle.routeGet(formatIp(address));
-  } catch (error) {
-    if (error instanceof NetlinkError) return undefined;
-    throw error;
-  }
-  if (route.oif === undefined) return undefined;
-  try {
-    return handle.linkByIndex(route.oif).name;
-  } catch {
-    return undefined; // gone meanwhile
-  }
-}
-
 /** Dependencies of the portmap handlers (tests inject fakes). */
 export interface PortmapDeps {
   /** Starts iptables/nft. @default {defaultExecer()} */
@@ -367,7 +343,9 @@ async function defaultFlushConntrack(ports: number[], family: Family): Promise<v
 }
 
 function defaultEnableRouteLocalnet(address: IpAddress): Promise<void> {
-  const name = routingInterface(address);
+  // The interface the kernel routes the container through (policy rules, every table, VRFs),
+  // as the reference asks netlink; where nothing routes there it skips route_localnet too.
+  const name = routingLinkName(formatIp(address));
   if (name) writeSysctl(`net/ipv4/conf/${name}/route_localnet`, "1");
   return Promise.resolve();
 }

@@ -233,35 +233,6 @@ export function routeList(socket: NetlinkSocket, options: RouteListOptions = {})
   return out;
 }
 
-/**
- * The route the kernel picks for `dst` (policy rules, every table, VRFs),
- * as `ip route get` asks for it. Throws `NetlinkError` when there is none
- * (ENETUNREACH, and EINVAL or EACCES for unreachable, blackhole and
- * prohibit routes).
- */
-export function routeGet(socket: NetlinkSocket, dst: string): Route {
-  const family = ipFamily(dst);
-  const [reply] = socket.request({
-    type: RTM_GETROUTE,
-    payload: encodeRouteMessage({
-      header: {
-        family,
-        dstLength: family === AF_INET ? 32 : 128,
-        srcLength: 0,
-        tos: 0,
-        table: 0,
-        protocol: 0,
-        scope: 0,
-        type: 0,
-        flags: 0,
-      },
-      attrs: [{ kind: "dst", value: dst }],
-    }),
-    op: `get route to ${dst}`,
-  });
-  return routeFromMessage(decodeRouteMessage(reply.payload));
-}
-
 function describe(spec: RouteSpec): string {
   const dst = spec.dst ? `${spec.dst.address}/${spec.dst.prefixLength}` : "default";
   const via = spec.gw ? ` via ${spec.gw}` : "";

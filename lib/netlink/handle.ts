@@ -51,7 +51,6 @@ import {
   routeAdd,
   routeAppend,
   routeDel,
-  routeGet,
   routeList,
   type RouteListOptions,
   routeReplace,
@@ -193,10 +192,6 @@ export class NetlinkHandle implements Disposable {
   /** Equivalent to: `ip route show [table T] [dev D]`. */
   routeList(options: RouteListOptions = {}): Route[] {
     return routeList(this.socket, options);
-  }
-  /** Equivalent to: `ip route get ADDRESS` (throws `NetlinkError` when unroutable). */
-  routeGet(dst: string): Route {
-    return routeGet(this.socket, dst);
   }
   /** Equivalent to: `ip route add ...`. */
   routeAdd(spec: RouteSpec): void {
