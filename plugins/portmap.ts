@@ -61,7 +61,7 @@ import {
   RestoreBatch,
   usesNftables,
 } from "../lib/firewall/iptables.ts";
-import { jumpsTo, nftChainExists, nftTableRules } from "../lib/firewall/nfnetlink.ts";
+import { jumpsTo, nftChainExists, nftDropChain, nftTableRules } from "../lib/firewall/nfnetlink.ts";
 import { applyNft, listNftTable, NftError, NftTransaction } from "../lib/firewall/nft.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
 import { transact } from "../lib/firewall/transaction.ts";
@@ -334,6 +334,16 @@ export interface PortmapDeps {
    * query; true on the legacy backend}
    */
   chainsMayExist?: (family: Family, chains: readonly string[]) => boolean;
+  /**
+   * Removes the container chain and its `entries` jumps from CNI-HOSTPORT-DNAT
+   * in one transaction of its own, if the node is exactly so (no legacy
+   * chain either); false when the tool must do it. @default {nftDropChain on
+   * iptables-nft; false on the legacy backend}
+   */
+  dropChain?: (
+    family: Family,
+    chains: { chain: string; legacyChain: string; entries: number },
+  ) => boolean;
 }
 
 async function defaultFlushConntrack(ports: number[], family: Family): Promise<void> {
@@ -385,6 +395,25 @@ function defaultChainsMayExist(family: Family, chains: readonly string[]): boole
   }
 }
 
+function defaultDropChain(
+  family: Family,
+  chains: { chain: string; legacyChain: string; entries: number },
+): boolean {
+  if (!usesNftables(family)) return false;
+  try {
+    return nftDropChain({
+      family: nftFamilyOf(family),
+      table: "nat",
+      chain: chains.chain,
+      jumpsFrom: [HOSTPORT_DNAT_CHAIN],
+      jumps: chains.entries,
+      absent: [chains.legacyChain],
+    });
+  } catch {
+    return false;
+  }
+}
+
 function udpPorts(mappings: readonly PortMapping[]): number[] {
   return [...new Set(mappings.filter((m) => m.protocol === "udp").map((m) => m.hostPort))];
 }
@@ -400,6 +429,7 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
   const enableRouteLocalnet = deps.enableRouteLocalnet ?? defaultEnableRouteLocalnet;
   const sharedRulesSingleNow = deps.sharedRulesSingle ?? defaultSharedRulesSingle;
   const chainsMayExist = deps.chainsMayExist ?? defaultChainsMayExist;
+  const dropChain = deps.dropChain ?? defaultDropChain;
   const tx = { lockPath: deps.lockPath };
 
   async function specs(conf: PortmapConf, args: CmdArgs): Promise<Map<Family, HostportSpec>> {
@@ -443,6 +473,24 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
       formatChainName(args.conf.name, args.containerId, { prefix: "SN-" }),
     ]);
     const flushed = new Map<Family, number[]>();
+    // Where ADD's chain and entry rules are as expected and no shared rule needs repair, they
+    // go in one nf_tables transaction of our own: no tool to start. The UDP ports to flush are
+    // then the configured ones (the caller adds those anyway).
+    const families = only ?? [4, 6] as Family[];
+    const singles = new Map<Family, boolean>();
+    const sharedSingle = (family: Family, repair: { snat: boolean; markBit?: number }) => {
+      if (!singles.has(family)) singles.set(family, sharedRulesSingleNow(family, repair));
+      return singles.get(family)!;
+    };
+    const dropped = families.filter((family) => {
+      const spec = expected?.get(family);
+      if (spec === undefined || spec.chain !== chain) return false;
+      if (repair && !sharedSingle(family, repair)) return false;
+      return dropChain(family, { chain, legacyChain, entries: dnatEntryRules(spec).length });
+    });
+    for (const family of dropped) flushed.set(family, []);
+    const rest = families.filter((family) => !dropped.includes(family));
+    if (rest.length === 0) return flushed;
     const teardown = (plan: TablePlan, family: Family) => {
       const found = planHostportDel(plan, { chain, legacyChain });
       if (found.removed) flushed.set(family, found.udpPorts);
@@ -455,14 +503,14 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
     }, {
       ...tx,
       execer: execer(),
-      families: only ?? [4, 6],
+      families: rest,
       tolerateUnusable: true,
       unlisted: {
         assume: (family) => {
           const spec = expected?.get(family);
           if (spec === undefined || spec.chain !== chain) return undefined;
           // The repair's listing is needed only where a shared rule may be doubled.
-          if (repair && !sharedRulesSingleNow(family, repair)) return undefined;
+          if (repair && !sharedSingle(family, repair)) return undefined;
           return new Map([
             [HOSTPORT_DNAT_CHAIN, dnatEntryRules(spec).map(renderRule)],
             [chain, dnatRules(spec).map(renderRule)],
@@ -475,7 +523,7 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
     const unusable = outcomes.filter((o) => o.unusable);
     // A family that could not be listed after a refused unlisted try removed nothing.
     for (const outcome of unusable) flushed.delete(outcome.family);
-    if (unusable.length === outcomes.length && unusable.length > 0) {
+    if (unusable.length === outcomes.length && unusable.length > 0 && dropped.length === 0) {
       const why = (f: Family) =>
         outcomes.find((o) => o.family === f)?.unusable?.message ?? "not tried";
       throw new Error(

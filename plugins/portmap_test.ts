@@ -104,6 +104,8 @@ function fakeDeps(listings: Partial<Record<Family, string>> = {}): PortmapDeps &
     sharedRulesSingle: () => false,
     // No chain of ours in a family prevResult does not name (tests that want one say so).
     chainsMayExist: () => false,
+    // The tool does every teardown (tests of the in-process one say so).
+    dropChain: () => false,
     flushConntrack: (ports, family) => {
       flushed.push([ports, family]);
       return Promise.resolve();
@@ -499,6 +501,32 @@ Deno.test("portmap DEL on an intact node lists nothing: one restore removes what
   assertStringIncludes(removed, `:${legacy} - [0:0]\n`);
   assertStringIncludes(removed, `-X ${legacy}\n`);
   assertEquals(deps.flushed, [[[5353], 4]]);
+});
+
+Deno.test("portmap DEL removes an intact chain and its entry rules without a tool where it can", async () => {
+  const asked: [Family, { chain: string; legacyChain: string; entries: number }][] = [];
+  const deps = {
+    ...fakeDeps(),
+    sharedRulesSingle: () => true,
+    dropChain: (
+      family: Family,
+      chains: { chain: string; legacyChain: string; entries: number },
+    ) => {
+      asked.push([family, chains]);
+      return family === 4;
+    },
+  };
+  const config = conf({
+    runtimeConfig: { portMappings: MAPPINGS },
+    prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
+  });
+  await portmapFuncs(deps).del(cmdArgs("DEL", config));
+  // IPv4: two entry rules (tcp, udp) and the chain, no tool; IPv6 (refused): the restore.
+  assertEquals(asked.map(([family, c]) => [family, c.entries]), [[4, 2], [6, 2]]);
+  assertMatch(asked[0][1].chain, /^CNI-DN-/);
+  assertMatch(asked[0][1].legacyChain, /^CNI-SN-/);
+  assertEquals(deps.execer.calls.map((c) => c.cmd), ["ip6tables-restore"]);
+  assertEquals(deps.flushed, [[[5353], 4], [[5353], 6]]);
 });
 
 Deno.test("portmap DEL lists the table after all when the unlisted batch is refused", async () => {
@@ -1049,8 +1077,9 @@ Deno.test({
     const shared = await saves(host);
     const del = await runOurs(host, pmCall("DEL", extra));
     assertEquals(del.code, 0, del.stderr);
-    assertEquals(listings(del.calls), []);
-    assertEquals(del.calls.map((c) => c.cmd).sort(), ["ip6tables-restore", "iptables-restore"]);
+    // No tool at all: in each family the chain and its entry rules go in one nf_tables
+    // transaction of the plugin's own.
+    assertEquals(del.calls, []);
     const after = await saves(host);
     assert(!/CNI-DN-|CNI-SN-|dnat name/.test(after), after);
     assert(after !== before, "the shared chains stay, as the reference leaves them");

@@ -8,7 +8,13 @@
 import { Errno } from "../sys/errno.ts";
 import { OsError } from "../sys/libc.ts";
 import { type ChildProcess, type ProcessOutput, settleLater, spawnChild } from "../sys/spawn.ts";
-import { CommitWatch, inInitialPidNamespace, nftTableExists } from "./nfnetlink.ts";
+import {
+  CommitWatch,
+  type DropChainSpec,
+  inInitialPidNamespace,
+  nftDropChain,
+  nftTableExists,
+} from "./nfnetlink.ts";
 
 /**
  * Reaps the tools of {@linkcode SpawnExecer} runs that returned at their
@@ -61,6 +67,12 @@ export interface Execer {
    * process where the execer can (undefined: it cannot, list the table).
    */
   nftTableExists?(family: string, table: string): boolean | undefined;
+  /**
+   * Removes an iptables-nft chain and the jumps to it in one nf_tables
+   * transaction without a process, if the node is as `spec` says (see
+   * {@linkcode nftDropChain}); false or undefined: the caller's tool must.
+   */
+  nftDropChain?(spec: DropChainSpec): boolean | undefined;
 }
 
 /** One recorded call of a {@linkcode RecordingExecer}. */
@@ -173,6 +185,15 @@ export class SpawnExecer implements Execer {
       return undefined; // no nfnetlink here (or no permission): let nft answer
     }
   }
+
+  /** Commits over nfnetlink (no `iptables-restore` process). */
+  nftDropChain(spec: DropChainSpec): boolean | undefined {
+    try {
+      return nftDropChain(spec);
+    } catch {
+      return undefined; // no nfnetlink here: the tool does it
+    }
+  }
 }
 
 /**
@@ -252,6 +273,12 @@ export class RecordingExecer implements Execer {
   nftTableExists(family: string, table: string): boolean | undefined {
     const next = this.#next;
     return typeof next === "function" ? undefined : next.nftTableExists?.(family, table);
+  }
+
+  /** Forwards to a real execer; a scripted one leaves it to the tool (undefined). */
+  nftDropChain(spec: DropChainSpec): boolean | undefined {
+    const next = this.#next;
+    return typeof next === "function" ? undefined : next.nftDropChain?.(spec);
   }
 }
 

@@ -244,17 +244,37 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
     const cidr = tryParseCidr(text);
     return cidr ? [cidr.address] : [];
   });
+  // Where the node is as ADD left it (its jumps, nothing to keep), the jumps and the chain go
+  // in one nf_tables transaction of our own: no tool to start.
+  const ownJumps = (family: Family) =>
+    new Set(
+      known.filter((a) => a.addr.family === family)
+        .map((a) => renderRule(ipMasqRules(a, { chain, comment }).postrouting)),
+    );
+  const dropped = keep.length > 0
+    ? []
+    : families.filter((family) =>
+      usesNftables(family) && ownJumps(family).size > 0 &&
+      execer.nftDropChain?.({
+          family: family === 4 ? "ip" : "ip6",
+          table: "nat",
+          chain,
+          jumpsFrom: ["POSTROUTING"],
+          jumps: ownJumps(family).size,
+        }) === true
+    );
+  const rest = families.filter((family) => !dropped.includes(family));
+  if (rest.length === 0) return;
   const build = (plan: TablePlan) => void planIpMasqDel(plan, chain, keep);
   await transact("nat", build, {
     ...options,
     execer,
-    families,
+    families: rest,
     unlisted: {
       assume: (family) => {
-        const own = known.filter((a) => a.addr.family === family);
-        if (own.length === 0) return undefined;
-        const jumps = own.map((a) => renderRule(ipMasqRules(a, { chain, comment }).postrouting));
-        return new Map([["POSTROUTING", [...new Set(jumps)]], [chain, []]]);
+        const jumps = ownJumps(family);
+        if (jumps.size === 0) return undefined;
+        return new Map([["POSTROUTING", [...jumps]], [chain, []]]);
       },
       build,
     },

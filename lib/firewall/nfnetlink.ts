@@ -27,9 +27,17 @@ const NFNLGRP_NFTABLES = 7;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_GETTABLE = 1;
 const NFT_MSG_GETCHAIN = 4;
+const NFT_MSG_DELCHAIN = 5;
 const NFT_MSG_NEWRULE = 6;
 const NFT_MSG_GETRULE = 7;
+const NFT_MSG_DELRULE = 8;
 const NFT_MSG_NEWGEN = 15;
+const NFT_MSG_GETGEN = 16;
+const NFNL_MSG_BATCH_BEGIN = 16; // NLMSG_MIN_TYPE
+const NFNL_MSG_BATCH_END = 17;
+const NFNL_BATCH_GENID = 1;
+const NFTA_GEN_ID = 1;
+const NFTA_RULE_HANDLE = 3;
 const NFTA_TABLE_NAME = 1;
 const NFTA_CHAIN_TABLE = 1;
 const NFTA_CHAIN_NAME = 3;
@@ -184,6 +192,128 @@ export function nftTableRules(family: string, table: string): (chain: string) =>
     }
     return rules;
   };
+}
+
+/** nf_tables' current ruleset generation (`NFT_MSG_GETGEN`) in the calling thread's namespace. */
+function nftGeneration(socket: NetlinkSocket): number {
+  const [reply] = socket.request({
+    type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,
+    payload: Uint8Array.of(0, 0, 0, 0),
+    op: "get nftables generation",
+  });
+  const id = attrOf(reply?.payload.subarray(4), NFTA_GEN_ID)?.data;
+  if (id === undefined || id.length !== 4) throw new Error("nftables generation: no NFTA_GEN_ID");
+  return new DataView(id.buffer, id.byteOffset, 4).getUint32(0); // big endian
+}
+
+/** The handle (`NFTA_RULE_HANDLE`, u64 big endian) of one `NFT_MSG_NEWRULE` payload. */
+export function ruleHandle(payload: Uint8Array): bigint | undefined {
+  const handle = attrOf(payload.subarray(4), NFTA_RULE_HANDLE)?.data;
+  if (handle === undefined || handle.length !== 8) return undefined;
+  return new DataView(handle.buffer, handle.byteOffset, 8).getBigUint64(0);
+}
+
+/** What {@linkcode nftDropChain} is to remove. */
+export interface DropChainSpec {
+  /** nft family of the iptables-nft table: `ip` or `ip6`. */
+  family: string;
+  /** The iptables table, e.g. `nat`. */
+  table: string;
+  /** The chain to flush and delete; it must exist. */
+  chain: string;
+  /** The chains whose rules may jump to `chain`: every such rule goes. */
+  jumpsFrom: readonly string[];
+  /**
+   * How many jumps to `chain` the caller expects in `jumpsFrom` all told:
+   * another number means the node is not as expected. @default {undefined} (any)
+   */
+  jumps?: number;
+  /** Chains that must not exist (a legacy chain the caller would have to handle). @default {[]} */
+  absent?: readonly string[];
+}
+
+/**
+ * Removes an iptables-nft chain and every jump to it in one nf_tables
+ * transaction, without a tool: what `iptables-restore` does with `-D` of the
+ * jumps, `-F` and `-X`, about 2 ms sooner (no process to start). The jumps
+ * are found in a dump and deleted by handle, in a batch that carries the
+ * generation the dump was read at, so the kernel refuses the whole batch if
+ * anything changed in between.
+ *
+ * Returns false, having changed nothing, where the caller's tool must do it
+ * instead: the chain is not in nf_tables (legacy backend, or gone), a chain
+ * of `absent` exists, the jumps are not as many as `jumps`, or the batch was
+ * refused (a concurrent change). Throws only for failures of the socket itself.
+ */
+export function nftDropChain(spec: DropChainSpec): boolean {
+  const proto = NFPROTO[spec.family];
+  if (proto === undefined) throw new RangeError(`Unknown nftables family "${spec.family}"`);
+  const encoder = new TextEncoder();
+  const cstr = (text: string) => encoder.encode(text + "\0");
+  return withQuerySocket((socket) => {
+    const generation = nftGeneration(socket);
+    if (!nftChainExists(spec.family, spec.table, spec.chain)) return false;
+    if ((spec.absent ?? []).some((chain) => nftChainExists(spec.family, spec.table, chain))) {
+      return false;
+    }
+    const target = cstr(spec.chain);
+    const handles: [string, bigint][] = [];
+    for (const from of spec.jumpsFrom) {
+      for (const payload of nftRulePayloads(spec.family, spec.table, from)) {
+        if (!payloadHolds(payload, target) || !ruleTargets(payload).includes(spec.chain)) continue;
+        const handle = ruleHandle(payload);
+        if (handle === undefined) return false;
+        handles.push([from, handle]);
+      }
+    }
+    if (spec.jumps !== undefined && handles.length !== spec.jumps) return false;
+    const u64 = (value: bigint) => {
+      const out = new Uint8Array(8);
+      new DataView(out.buffer).setBigUint64(0, value);
+      return out;
+    };
+    const u32 = (value: number) => {
+      const out = new Uint8Array(4);
+      new DataView(out.buffer).setUint32(0, value);
+      return out;
+    };
+    const command = (type: number, attrs: RawAttr[]) => ({
+      type: (NFNL_SUBSYS_NFTABLES << 8) | type,
+      payload: Uint8Array.of(proto, 0, 0, 0, ...encodeRawAttrs(attrs)),
+    });
+    // nfgenmsg of the batch markers: AF_UNSPEC, version 0, res_id = the subsystem (big endian).
+    const marker = (type: number, attrs: RawAttr[]) => ({
+      type,
+      ack: false,
+      payload: Uint8Array.of(0, 0, 0, NFNL_SUBSYS_NFTABLES, ...encodeRawAttrs(attrs)),
+    });
+    try {
+      socket.batch([
+        marker(NFNL_MSG_BATCH_BEGIN, [{ type: NFNL_BATCH_GENID, data: u32(generation) }]),
+        ...handles.map(([chain, handle]) =>
+          command(NFT_MSG_DELRULE, [
+            { type: NFTA_RULE_TABLE, data: cstr(spec.table) },
+            { type: NFTA_RULE_CHAIN, data: cstr(chain) },
+            { type: NFTA_RULE_HANDLE, data: u64(handle) },
+          ])
+        ),
+        // A DELRULE without a handle flushes the chain; then the empty chain goes.
+        command(NFT_MSG_DELRULE, [
+          { type: NFTA_RULE_TABLE, data: cstr(spec.table) },
+          { type: NFTA_RULE_CHAIN, data: target },
+        ]),
+        command(NFT_MSG_DELCHAIN, [
+          { type: NFTA_CHAIN_TABLE, data: cstr(spec.table) },
+          { type: NFTA_CHAIN_NAME, data: target },
+        ]),
+        marker(NFNL_MSG_BATCH_END, []),
+      ], `remove nftables chain ${spec.family} ${spec.table} ${spec.chain}`);
+    } catch (error) {
+      if (error instanceof NetlinkError) return false;
+      throw error;
+    }
+    return true;
+  });
 }
 
 /**

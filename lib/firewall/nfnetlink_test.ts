@@ -234,3 +234,47 @@ Deno.test("jumpsTo() counts the rules jumping or going to a chain, not those nam
   assertEquals(jumpsTo(rules, "CNI-FORWARD"), 0);
   assertEquals(jumpsTo([], "CNI-ADMIN"), 0);
 });
+
+Deno.test({
+  name:
+    "nftDropChain() removes an iptables-nft chain and every jump to it in one transaction (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using ns = await createNetns("cbx-nfnl");
+    const inNs = inNetns(ns.name);
+    const setup = [
+      "iptables -t nat -N CNI-DN-x && iptables -t nat -A CNI-DN-x -p tcp --dport 80 -j DNAT --to-destination 10.0.0.2:80",
+      "iptables -t nat -N CNI-HOSTPORT-DNAT && iptables -t nat -A CNI-HOSTPORT-DNAT -p tcp -m multiport --dports 80 -j CNI-DN-x",
+      "iptables -t nat -A CNI-HOSTPORT-DNAT -p udp -j ACCEPT && iptables -t nat -A CNI-HOSTPORT-DNAT -p tcp -m multiport --dports 81 -j CNI-DN-x",
+      "iptables -t nat -N CNI-DN-y && iptables -t nat -A CNI-HOSTPORT-DNAT -j CNI-DN-y",
+    ].join(" && ");
+    await inNs("sh", ["-c", setup]);
+    // Without the "# Generated ... on <time>" comments.
+    const save = async () =>
+      (await inNs("iptables-save", ["-t", "nat"])).split("\n").filter((l) => !l.startsWith("#"));
+    const before = await save();
+    const drop = (extra: string) =>
+      inNs(Deno.execPath(), [
+        "eval",
+        `import { nftDropChain } from "${NFNETLINK}";
+        console.log(nftDropChain({ family: "ip", table: "nat", chain: "CNI-DN-x", jumpsFrom: ["CNI-HOSTPORT-DNAT"], ${extra} }));`,
+      ]);
+    // Not as expected: nothing changes.
+    assertEquals((await drop("jumps: 1")).trim(), "false");
+    assertEquals((await drop('jumps: 2, absent: ["CNI-DN-y"]')).trim(), "false");
+    assertEquals(await save(), before);
+    assertEquals((await drop("jumps: 2")).trim(), "true");
+    const after = await save();
+    assertEquals(
+      after.filter((l) => l.startsWith("-A") || l.startsWith(":CNI")),
+      [
+        ":CNI-DN-y - [0:0]",
+        ":CNI-HOSTPORT-DNAT - [0:0]",
+        "-A CNI-HOSTPORT-DNAT -p udp -j ACCEPT",
+        "-A CNI-HOSTPORT-DNAT -j CNI-DN-y",
+      ],
+    );
+    // Gone already: false, nothing to do.
+    assertEquals((await drop("")).trim(), "false");
+  },
+});

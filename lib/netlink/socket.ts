@@ -260,6 +260,55 @@ export class NetlinkSocket implements Disposable {
   }
 
   /**
+   * Sends `requests` in one datagram with consecutive sequence numbers (an
+   * nfnetlink batch: begin, commands, end) and returns once the kernel has
+   * acknowledged every request that asks for it (`ack: false` opts out, as
+   * batch begin and end markers do). Throws {@linkcode NetlinkError} for the
+   * first error reply: the kernel then rolled the whole batch back.
+   */
+  batch(requests: readonly (NetlinkRequest & { ack?: boolean })[], op: string): void {
+    const first = (this.#seq + 1) >>> 0;
+    const pending = new Set<number>();
+    const parts = requests.map((request, i) => {
+      const seq = (first + i) >>> 0;
+      const ack = request.ack ?? true;
+      if (ack) pending.add(seq);
+      return encodeNlMessage(
+        {
+          type: request.type,
+          flags: NLM_F_REQUEST | (request.flags ?? 0) | (ack ? NLM_F_ACK : 0),
+          seq,
+          pid: 0,
+        },
+        request.payload,
+      );
+    });
+    this.#seq = (first + requests.length - 1) >>> 0;
+    const wire = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+    parts.reduce((at, part) => (wire.set(part, at), at + part.length), 0);
+    sendto(this.fd, wire, { address: KERNEL_ADDRESS });
+    const last = this.#seq;
+    const ours = (seq: number) => ((seq - first) >>> 0) <= ((last - first) >>> 0);
+    while (pending.size > 0) {
+      const n = recvfrom(this.fd, this.#buffer, { address: this.#sender, flags: MSG_TRUNC });
+      if (n > this.#buffer.length) {
+        throw new RangeError(
+          `Cannot receive netlink reply: ${n} bytes exceed the ${this.#buffer.length}-byte buffer`,
+        );
+      }
+      if (new DataView(this.#sender.buffer).getUint32(4, LE) !== 0) continue;
+      for (const { header, payload } of decodeNlMessages(this.#buffer.subarray(0, n))) {
+        if (header.type !== NLMSG_ERROR || header.pid !== this.#portId || !ours(header.seq)) {
+          continue;
+        }
+        const errno = -new DataView(payload.buffer, payload.byteOffset, 4).getInt32(0, LE);
+        if (errno !== 0) throw new NetlinkError(errno, op, extackMessage(header.flags, payload));
+        pending.delete(header.seq);
+      }
+    }
+  }
+
+  /**
    * Receives the messages of the datagrams from the kernel that are waiting
    * (poll `fd` to wait for notifications); never blocks. Copies the payloads.
    */
