@@ -213,3 +213,45 @@ Deno.test("teardownIpMasq() with the container's addresses deletes their jumps a
       `-F ${chain}\n-X ${chain}\nCOMMIT\n`,
   );
 });
+
+Deno.test({
+  name:
+    "teardownIpMasq() of an intact attachment needs no tool: one nf_tables transaction per family; keeping a jump takes the tool (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using ns = await createNetns("cbx-fw");
+    const here = (file: string) => new URL(file, import.meta.url).href;
+    const script = (teardown: string) =>
+      `import { setupIpMasq, teardownIpMasq } from "${here("./ipmasq.ts")}";
+      import { defaultExecer, RecordingExecer } from "${here("./exec.ts")}";
+      const addresses = ["10.77.0.2/24", "fd77::2/64"];
+      await setupIpMasq("mynet", addresses, { containerId: "abc123" });
+      await setupIpMasq("mynet", ["10.77.0.9/24"], { containerId: "other" });
+      const execer = new RecordingExecer(defaultExecer());
+      await teardownIpMasq("mynet", { containerId: "abc123", execer, ${teardown} });
+      console.log(JSON.stringify(execer.calls.map((c) => c.cmd)));`;
+    const run = async (teardown: string) => {
+      const out = await sh("ip", [
+        "netns",
+        "exec",
+        ns.name,
+        Deno.execPath(),
+        "eval",
+        script(teardown),
+      ]);
+      assertEquals(out.code, 0, out.stderr);
+      return JSON.parse(out.stdout);
+    };
+    const saves = async () =>
+      (await ns.exec("iptables-save", ["-t", "nat"])).stdout +
+      (await ns.exec("ip6tables-save", ["-t", "nat"])).stdout;
+    assertEquals(await run("addresses"), []);
+    const after = await saves();
+    assertEquals(after.includes('id: \\"abc123\\"'), false, after);
+    assertMatch(after, /-A POSTROUTING -s 10\.77\.0\.9\/32 .*id: \\"other\\"/);
+    // The container's other link holds 10.77.0.2: the tool plans around it (IPv4: nothing to
+    // change, no process at all; IPv6: the jump and the chain go).
+    assertEquals(await run('addresses, keep: ["10.77.0.2/24"]'), ["ip6tables-restore"]);
+    assertMatch(await saves(), /-A POSTROUTING -s 10\.77\.0\.2\/32 .*id: \\"abc123\\"/);
+  },
+});
