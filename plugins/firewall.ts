@@ -40,6 +40,7 @@ import {
   FORWARD_CHAIN,
   type ForwardSetup,
   type IngressPolicy,
+  nftContainerRules,
   planForwardAdd,
   planForwardAddUnlisted,
   planForwardDel,
@@ -64,7 +65,7 @@ import {
   removeRecord,
   writeRecord,
 } from "../lib/firewall/records.ts";
-import { transact } from "../lib/firewall/transaction.ts";
+import { transact, withLock } from "../lib/firewall/transaction.ts";
 import { validateChainName, validateInterfaceName } from "../lib/firewall/validate.ts";
 
 /** The firewall plugin's settings after validation. */
@@ -309,13 +310,29 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
         return [...named.get(family) ?? [], ...own];
       };
       const families = [...new Set([...named.keys(), ...onlyRecorded.map(hostFamily)])].sort();
-      if (families.length > 0) {
+      // Where CNI-FORWARD holds exactly the rules ADD made, they go in one nf_tables
+      // transaction of our own (no tool to start), under the same lock as the tool's.
+      const rest = families.length === 0 ? [] : await withLock(() => {
+        const left = families.filter((family) => {
+          const addresses = addressesOf(family);
+          return addresses.length > 0 && !(usesNftables(family) &&
+            execer().nftDeleteRules?.({
+                family: family === 4 ? "ip" : "ip6",
+                table: "filter",
+                chain: FORWARD_CHAIN,
+                pick: (rules) => nftContainerRules(rules, addresses),
+              }) === true);
+        });
+        claimed = undefined; // the tool's try reads the records again, under its own lock
+        return Promise.resolve(left);
+      }, tx);
+      if (rest.length > 0) {
         const build = (plan: TablePlan, family: Family) =>
           planForwardDel(plan, addressesOf(family));
         await transact("filter", build, {
           ...tx,
           execer: execer(),
-          families,
+          families: rest,
           // The rules are known: deleting them needs no listing, unless one is gone
           // (then `-D` refuses the batch and the table is listed after all).
           unlisted: {

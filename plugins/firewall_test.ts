@@ -577,6 +577,35 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "firewall DEL removes intact rules without a tool, and a doubled one through the tool, as the reference does (kernel, reference)",
+  ignore: !REF,
+  async fn() {
+    const extra = { prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]) };
+    const run = async (deleter: typeof runOurs, double: boolean) => {
+      await using host = await createNetns("cbx-fw");
+      // The reference's ADD: its rules are what iptables makes, as on a node that switched.
+      assertEquals((await runReference(host, fwCall("ADD", extra))).code, 0);
+      if (double) {
+        const copy = ["-t", "filter", "-A", "CNI-FORWARD", "-s", "10.77.0.3/32", "-j", "ACCEPT"];
+        assertEquals((await host.exec("iptables", copy)).code, 0);
+      }
+      const del = await deleter(host, fwCall("DEL", extra));
+      assertEquals(del.code, 0, del.stderr);
+      return { save: await saves(host), calls: del.calls.map((c) => c.cmd) };
+    };
+    const intact = await run(runOurs, false);
+    assertEquals(intact.calls, []);
+    assertEquals(intact.save, (await run(runReference, false)).save);
+    // A copy of one rule: not the node ADD left, so the tool deletes one copy of each, by text.
+    const doubled = await run(runOurs, true);
+    assertEquals(doubled.calls, ["iptables-restore"]);
+    assertEquals(doubled.save, (await run(runReference, true)).save);
+    assertStringIncludes(doubled.save, "-A CNI-FORWARD -s 10.77.0.3/32 -j ACCEPT");
+  },
+});
+
 for (const [name, extra] of Object.entries(SCENARIOS)) {
   Deno.test({
     name: `firewall ADD/DEL leave the reference's exact rules: ${name} (kernel, reference)`,

@@ -10,8 +10,10 @@ import { OsError } from "../sys/libc.ts";
 import { type ChildProcess, type ProcessOutput, settleLater, spawnChild } from "../sys/spawn.ts";
 import {
   CommitWatch,
+  type DeleteRulesSpec,
   type DropChainSpec,
   inInitialPidNamespace,
+  nftDeleteRules,
   nftDropChain,
   nftTableExists,
 } from "./nfnetlink.ts";
@@ -73,6 +75,12 @@ export interface Execer {
    * {@linkcode nftDropChain}); false or undefined: the caller's tool must.
    */
   nftDropChain?(spec: DropChainSpec): boolean | undefined;
+  /**
+   * Deletes the rules `spec.pick` chooses in one nf_tables transaction
+   * without a process (see {@linkcode nftDeleteRules}); false or undefined:
+   * the caller's tool must.
+   */
+  nftDeleteRules?(spec: DeleteRulesSpec): boolean | undefined;
 }
 
 /** One recorded call of a {@linkcode RecordingExecer}. */
@@ -194,6 +202,15 @@ export class SpawnExecer implements Execer {
       return undefined; // no nfnetlink here: the tool does it
     }
   }
+
+  /** Commits over nfnetlink (no `iptables-restore` process). */
+  nftDeleteRules(spec: DeleteRulesSpec): boolean | undefined {
+    try {
+      return nftDeleteRules(spec);
+    } catch {
+      return undefined; // no nfnetlink here: the tool does it
+    }
+  }
 }
 
 /**
@@ -279,6 +296,12 @@ export class RecordingExecer implements Execer {
   nftDropChain(spec: DropChainSpec): boolean | undefined {
     const next = this.#next;
     return typeof next === "function" ? undefined : next.nftDropChain?.(spec);
+  }
+
+  /** Forwards to a real execer; a scripted one leaves it to the tool (undefined). */
+  nftDeleteRules(spec: DeleteRulesSpec): boolean | undefined {
+    const next = this.#next;
+    return typeof next === "function" ? undefined : next.nftDeleteRules?.(spec);
   }
 }
 

@@ -7,7 +7,11 @@
  *
  * @module
  */
+import { ipToBytes, parseCidr } from "../ip/cidr.ts";
+import { decodeRawAttrs } from "../netlink/codec.ts";
+import { NLA_TYPE_MASK } from "../netlink/consts.ts";
 import { renderRule, type Rule } from "./iptables.ts";
+import { type RuleExpression, ruleExpressions } from "./nfnetlink.ts";
 import type { TablePlan } from "./plan.ts";
 
 /** The shared chain holding per-container accept rules. */
@@ -210,4 +214,89 @@ export function checkForward(
     }
   }
   return undefined;
+}
+
+// nf_tables attribute numbers (include/uapi/linux/netfilter/nf_tables.h) and values.
+const NFTA_PAYLOAD_BASE = 2;
+const NFTA_PAYLOAD_OFFSET = 3;
+const NFTA_PAYLOAD_LEN = 4;
+const NFT_PAYLOAD_NETWORK_HEADER = 1;
+const NFTA_CMP_OP = 2;
+const NFTA_CMP_DATA = 3;
+const NFT_CMP_EQ = 0;
+const NFTA_DATA_VALUE = 1;
+const NFTA_DATA_VERDICT = 2;
+const NFTA_VERDICT_CODE = 1;
+const NFTA_IMMEDIATE_DATA = 2;
+const NF_ACCEPT = 1;
+const NFTA_MATCH_NAME = 1;
+
+/** The first nested attribute of `type` in `data`. */
+function nested(data: Uint8Array | undefined, type: number): Uint8Array | undefined {
+  if (data === undefined) return undefined;
+  return decodeRawAttrs(data).find((attr) => (attr.type & NLA_TYPE_MASK) === type)?.data;
+}
+
+const u32be = (data: Uint8Array | undefined) =>
+  data?.length === 4 ? new DataView(data.buffer, data.byteOffset, 4).getUint32(0) : undefined;
+const sameBytes = (a: Uint8Array | undefined, b: Uint8Array) =>
+  a !== undefined && a.length === b.length && a.every((byte, i) => byte === b[i]);
+
+/** `[payload @ network header + offset] [cmp eq address]`: how iptables-nft matches `-s`/`-d`. */
+function matchesAddress(exprs: RuleExpression[], offset: number, address: Uint8Array): boolean {
+  const [load, cmp] = exprs;
+  return load?.name === "payload" && cmp?.name === "cmp" &&
+    u32be(load.attrs.get(NFTA_PAYLOAD_BASE)) === NFT_PAYLOAD_NETWORK_HEADER &&
+    u32be(load.attrs.get(NFTA_PAYLOAD_OFFSET)) === offset &&
+    u32be(load.attrs.get(NFTA_PAYLOAD_LEN)) === address.length &&
+    u32be(cmp.attrs.get(NFTA_CMP_OP)) === NFT_CMP_EQ &&
+    sameBytes(nested(cmp.attrs.get(NFTA_CMP_DATA), NFTA_DATA_VALUE), address);
+}
+
+/** `[counter] [immediate accept]`: the end of both container rules. */
+function endsInAccept(exprs: RuleExpression[]): boolean {
+  const [counter, immediate] = exprs.slice(-2);
+  const verdict = nested(immediate?.attrs.get(NFTA_IMMEDIATE_DATA), NFTA_DATA_VERDICT);
+  return counter?.name === "counter" && immediate?.name === "immediate" &&
+    u32be(nested(verdict, NFTA_VERDICT_CODE)) === NF_ACCEPT;
+}
+
+/**
+ * The `CNI-FORWARD` rules of container `addresses` (host form) among a
+ * chain's rules as nf_tables holds them (`NFT_MSG_NEWRULE` payloads), in
+ * iptables-nft's encoding: per address exactly one `-d <a> -m conntrack
+ * ... -j ACCEPT` and one `-s <a> -j ACCEPT`. Undefined when the chain
+ * holds anything else for an address (a copy, a missing rule, another
+ * shape): then the tool deletes them by rule text.
+ */
+export function nftContainerRules(
+  rules: readonly Uint8Array[],
+  addresses: readonly string[],
+): Uint8Array[] | undefined {
+  const decoded = rules.map((payload) => ({ payload, exprs: ruleExpressions(payload) }));
+  const picked: Uint8Array[] = [];
+  for (const text of addresses) {
+    const address = ipToBytes(parseCidr(text).address);
+    // Source and destination offsets in the IPv4 and IPv6 headers.
+    const [source, destination] = address.length === 4 ? [12, 16] : [8, 24];
+    const replies = decoded.filter(({ exprs }) =>
+      exprs.length === 5 && matchesAddress(exprs, destination, address) &&
+      exprs[2].name === "match" &&
+      new TextDecoder().decode(exprs[2].attrs.get(NFTA_MATCH_NAME)).replace(/\0.*$/s, "") ===
+        "conntrack" &&
+      endsInAccept(exprs)
+    );
+    const outgoing = decoded.filter(({ exprs }) =>
+      exprs.length === 4 && matchesAddress(exprs, source, address) && endsInAccept(exprs)
+    );
+    // Any other rule naming the address in this chain: not the node ADD left.
+    const mentions = decoded.filter(({ exprs }) =>
+      exprs.some((e) =>
+        e.name === "cmp" && sameBytes(nested(e.attrs.get(NFTA_CMP_DATA), NFTA_DATA_VALUE), address)
+      )
+    );
+    if (replies.length !== 1 || outgoing.length !== 1 || mentions.length !== 2) return undefined;
+    picked.push(replies[0].payload, outgoing[0].payload);
+  }
+  return picked;
 }

@@ -248,8 +248,6 @@ export interface DropChainSpec {
 export function nftDropChain(spec: DropChainSpec): boolean {
   const proto = NFPROTO[spec.family];
   if (proto === undefined) throw new RangeError(`Unknown nftables family "${spec.family}"`);
-  const encoder = new TextEncoder();
-  const cstr = (text: string) => encoder.encode(text + "\0");
   return withQuerySocket((socket) => {
     const generation = nftGeneration(socket);
     if (!nftChainExists(spec.family, spec.table, spec.chain)) return false;
@@ -267,53 +265,133 @@ export function nftDropChain(spec: DropChainSpec): boolean {
       }
     }
     if (spec.jumps !== undefined && handles.length !== spec.jumps) return false;
-    const u64 = (value: bigint) => {
-      const out = new Uint8Array(8);
-      new DataView(out.buffer).setBigUint64(0, value);
-      return out;
-    };
-    const u32 = (value: number) => {
-      const out = new Uint8Array(4);
-      new DataView(out.buffer).setUint32(0, value);
-      return out;
-    };
-    const command = (type: number, attrs: RawAttr[]) => ({
-      type: (NFNL_SUBSYS_NFTABLES << 8) | type,
-      payload: Uint8Array.of(proto, 0, 0, 0, ...encodeRawAttrs(attrs)),
-    });
-    // nfgenmsg of the batch markers: AF_UNSPEC, version 0, res_id = the subsystem (big endian).
-    const marker = (type: number, attrs: RawAttr[]) => ({
-      type,
-      ack: false,
-      payload: Uint8Array.of(0, 0, 0, NFNL_SUBSYS_NFTABLES, ...encodeRawAttrs(attrs)),
-    });
-    try {
-      socket.batch([
-        marker(NFNL_MSG_BATCH_BEGIN, [{ type: NFNL_BATCH_GENID, data: u32(generation) }]),
-        ...handles.map(([chain, handle]) =>
-          command(NFT_MSG_DELRULE, [
-            { type: NFTA_RULE_TABLE, data: cstr(spec.table) },
-            { type: NFTA_RULE_CHAIN, data: cstr(chain) },
-            { type: NFTA_RULE_HANDLE, data: u64(handle) },
-          ])
-        ),
-        // A DELRULE without a handle flushes the chain; then the empty chain goes.
-        command(NFT_MSG_DELRULE, [
-          { type: NFTA_RULE_TABLE, data: cstr(spec.table) },
-          { type: NFTA_RULE_CHAIN, data: target },
-        ]),
-        command(NFT_MSG_DELCHAIN, [
-          { type: NFTA_CHAIN_TABLE, data: cstr(spec.table) },
-          { type: NFTA_CHAIN_NAME, data: target },
-        ]),
-        marker(NFNL_MSG_BATCH_END, []),
-      ], `remove nftables chain ${spec.family} ${spec.table} ${spec.chain}`);
-    } catch (error) {
-      if (error instanceof NetlinkError) return false;
-      throw error;
-    }
-    return true;
+    return commitDeletions(socket, generation, [
+      ...handles.map(([chain, handle]) => deleteRule(proto, spec.table, chain, handle)),
+      // A DELRULE without a handle flushes the chain; then the empty chain goes.
+      deleteRule(proto, spec.table, spec.chain),
+      command(proto, NFT_MSG_DELCHAIN, [
+        { type: NFTA_CHAIN_TABLE, data: cstr(spec.table) },
+        { type: NFTA_CHAIN_NAME, data: cstr(spec.chain) },
+      ]),
+    ], `remove nftables chain ${spec.family} ${spec.table} ${spec.chain}`);
   });
+}
+
+/** What {@linkcode nftDeleteRules} is to remove. */
+export interface DeleteRulesSpec {
+  /** nft family of the iptables-nft table: `ip` or `ip6`. */
+  family: string;
+  /** The iptables table, e.g. `filter`. */
+  table: string;
+  /** The chain holding the rules. */
+  chain: string;
+  /**
+   * Picks the rules to delete from the chain's rules (`NFT_MSG_NEWRULE`
+   * payloads, in order); undefined when the chain is not as the caller
+   * expects (then nothing changes).
+   */
+  pick: (rules: readonly Uint8Array[]) => readonly Uint8Array[] | undefined;
+}
+
+/**
+ * Deletes the rules `pick` chooses from one iptables-nft chain, by handle,
+ * in one nf_tables transaction guarded by the generation the chain was read
+ * at (see {@linkcode nftDropChain}). False, having changed nothing, when the
+ * chain is missing or `pick` declines, or when the batch was refused.
+ */
+export function nftDeleteRules(spec: DeleteRulesSpec): boolean {
+  const proto = NFPROTO[spec.family];
+  if (proto === undefined) throw new RangeError(`Unknown nftables family "${spec.family}"`);
+  return withQuerySocket((socket) => {
+    const generation = nftGeneration(socket);
+    if (!nftChainExists(spec.family, spec.table, spec.chain)) return false;
+    const picked = spec.pick(nftRulePayloads(spec.family, spec.table, spec.chain));
+    if (picked === undefined) return false;
+    const handles = picked.map(ruleHandle);
+    if (handles.some((handle) => handle === undefined)) return false;
+    if (handles.length === 0) return true;
+    return commitDeletions(
+      socket,
+      generation,
+      handles.map((handle) => deleteRule(proto, spec.table, spec.chain, handle)),
+      `delete nftables rules of ${spec.family} ${spec.table} ${spec.chain}`,
+    );
+  });
+}
+
+const cstr = (text: string) => new TextEncoder().encode(text + "\0");
+
+function command(proto: number, type: number, attrs: RawAttr[]) {
+  return {
+    type: (NFNL_SUBSYS_NFTABLES << 8) | type,
+    payload: Uint8Array.of(proto, 0, 0, 0, ...encodeRawAttrs(attrs)),
+  };
+}
+
+/** `NFT_MSG_DELRULE` of one rule by handle, or of every rule of the chain without one. */
+function deleteRule(proto: number, table: string, chain: string, handle?: bigint) {
+  const attrs: RawAttr[] = [
+    { type: NFTA_RULE_TABLE, data: cstr(table) },
+    { type: NFTA_RULE_CHAIN, data: cstr(chain) },
+  ];
+  if (handle !== undefined) {
+    const data = new Uint8Array(8);
+    new DataView(data.buffer).setBigUint64(0, handle); // big endian
+    attrs.push({ type: NFTA_RULE_HANDLE, data });
+  }
+  return command(proto, NFT_MSG_DELRULE, attrs);
+}
+
+/**
+ * Sends `commands` as one batch that the kernel refuses whole if the
+ * ruleset is no longer at `generation`; false when refused (or failed).
+ */
+function commitDeletions(
+  socket: NetlinkSocket,
+  generation: number,
+  commands: { type: number; payload: Uint8Array }[],
+  op: string,
+): boolean {
+  const genid = new Uint8Array(4);
+  new DataView(genid.buffer).setUint32(0, generation); // big endian
+  // nfgenmsg of the batch markers: AF_UNSPEC, version 0, res_id = the subsystem (big endian).
+  const marker = (type: number, attrs: RawAttr[]) => ({
+    type,
+    ack: false,
+    payload: Uint8Array.of(0, 0, 0, NFNL_SUBSYS_NFTABLES, ...encodeRawAttrs(attrs)),
+  });
+  try {
+    socket.batch([
+      marker(NFNL_MSG_BATCH_BEGIN, [{ type: NFNL_BATCH_GENID, data: genid }]),
+      ...commands,
+      marker(NFNL_MSG_BATCH_END, []),
+    ], op);
+  } catch (error) {
+    if (error instanceof NetlinkError) return false;
+    throw error;
+  }
+  return true;
+}
+
+/** One expression of a rule: its name and its attributes (`NFTA_EXPR_DATA`, one level). */
+export interface RuleExpression {
+  name: string;
+  attrs: Map<number, Uint8Array>;
+}
+
+/** The expressions of one `NFT_MSG_NEWRULE` payload (nfgenmsg + attributes), in order. */
+export function ruleExpressions(payload: Uint8Array): RuleExpression[] {
+  const list = attrOf(payload.subarray(4), NFTA_RULE_EXPRESSIONS)?.data ?? new Uint8Array();
+  return decodeRawAttrs(list).filter((element) => attrType(element) === NFTA_LIST_ELEM).map(
+    (element) => {
+      const name = attrOf(element.data, NFTA_EXPR_NAME)?.data ?? new Uint8Array();
+      const data = attrOf(element.data, NFTA_EXPR_DATA)?.data ?? new Uint8Array();
+      return {
+        name: cString(name),
+        attrs: new Map(decodeRawAttrs(data).map((attr) => [attrType(attr), attr.data])),
+      };
+    },
+  );
 }
 
 /**
