@@ -11,7 +11,7 @@ import { ipToBytes, parseCidr } from "../ip/cidr.ts";
 import { decodeRawAttrs } from "../netlink/codec.ts";
 import { NLA_TYPE_MASK } from "../netlink/consts.ts";
 import { renderRule, type Rule } from "./iptables.ts";
-import { type RuleExpression, ruleExpressions } from "./nfnetlink.ts";
+import { payloadHolds, type RuleExpression, ruleExpressions } from "./nfnetlink.ts";
 import type { TablePlan } from "./plan.ts";
 
 /** The shared chain holding per-container accept rules. */
@@ -273,10 +273,12 @@ export function nftContainerRules(
   rules: readonly Uint8Array[],
   addresses: readonly string[],
 ): Uint8Array[] | undefined {
-  const decoded = rules.map((payload) => ({ payload, exprs: ruleExpressions(payload) }));
   const picked: Uint8Array[] = [];
   for (const text of addresses) {
     const address = ipToBytes(parseCidr(text).address);
+    // Only rules whose bytes hold the address are decoded (the chain has two per container).
+    const decoded = rules.filter((payload) => payloadHolds(payload, address))
+      .map((payload) => ({ payload, exprs: ruleExpressions(payload) }));
     // Source and destination offsets in the IPv4 and IPv6 headers.
     const [source, destination] = address.length === 4 ? [12, 16] : [8, 24];
     const replies = decoded.filter(({ exprs }) =>
