@@ -48,6 +48,7 @@ import {
 } from "../lib/firewall/forward.ts";
 import {
   type Family,
+  nftFamilyOf,
   readTable,
   renderRule,
   RestoreBatch,
@@ -317,7 +318,7 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
           const addresses = addressesOf(family);
           return addresses.length > 0 && !(usesNftables(family) &&
             execer().nftDeleteRules?.({
-                family: family === 4 ? "ip" : "ip6",
+                family: nftFamilyOf(family),
                 table: "filter",
                 chain: FORWARD_CHAIN,
                 pick: (rules) => nftContainerRules(rules, addresses),

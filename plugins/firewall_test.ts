@@ -603,6 +603,26 @@ Deno.test({
     assertEquals(doubled.calls, ["iptables-restore"]);
     assertEquals(doubled.save, (await run(runReference, true)).save);
     assertStringIncludes(doubled.save, "-A CNI-FORWARD -s 10.77.0.3/32 -j ACCEPT");
+    // An operator's rule in place of the reply rule (another --ctstate): not ours to delete.
+    const swapped = async (deleter: typeof runOurs) => {
+      await using host = await createNetns("cbx-fw");
+      assertEquals((await runReference(host, fwCall("ADD", extra))).code, 0);
+      const rule = ["-d", "10.77.0.3/32", "-m", "conntrack", "--ctstate"];
+      await host.exec("iptables", [
+        "-D",
+        "CNI-FORWARD",
+        ...rule,
+        "RELATED,ESTABLISHED",
+        "-j",
+        "ACCEPT",
+      ]);
+      await host.exec("iptables", ["-A", "CNI-FORWARD", ...rule, "INVALID", "-j", "ACCEPT"]);
+      const del = await deleter(host, fwCall("DEL", extra));
+      return { save: await saves(host), code: del.code };
+    };
+    const ours = await swapped(runOurs);
+    assertEquals(ours, await swapped(runReference));
+    assertStringIncludes(ours.save, "--ctstate INVALID -j ACCEPT");
   },
 });
 

@@ -42,7 +42,6 @@ import {
   type HostportSpec,
   NFT_HOSTPORT_TABLE,
   NFT_OWNED_CHAINS,
-  nftFamilyOf,
   nftHostportAdd,
   OLD_HOSTPORT_SNAT_CHAIN,
   planHostportAdd,
@@ -56,12 +55,13 @@ import {
 import {
   commentOwners,
   type Family,
+  nftFamilyOf,
   readTable,
   renderRule,
   RestoreBatch,
   usesNftables,
 } from "../lib/firewall/iptables.ts";
-import { jumpsTo, nftChainExists, nftDropChain, nftTableRules } from "../lib/firewall/nfnetlink.ts";
+import { jumpsTo, nftChainExists, nftTableRules } from "../lib/firewall/nfnetlink.ts";
 import { applyNft, listNftTable, NftError, NftTransaction } from "../lib/firewall/nft.ts";
 import { TablePlan } from "../lib/firewall/plan.ts";
 import { transact } from "../lib/firewall/transaction.ts";
@@ -337,8 +337,8 @@ export interface PortmapDeps {
   /**
    * Removes the container chain and its `entries` jumps from CNI-HOSTPORT-DNAT
    * in one transaction of its own, if the node is exactly so (no legacy
-   * chain either); false when the tool must do it. @default {nftDropChain on
-   * iptables-nft; false on the legacy backend}
+   * chain either); false when the tool must do it. @default {the execer's
+   * nftDropChain on iptables-nft; false on the legacy backend}
    */
   dropChain?: (
     family: Family,
@@ -395,25 +395,6 @@ function defaultChainsMayExist(family: Family, chains: readonly string[]): boole
   }
 }
 
-function defaultDropChain(
-  family: Family,
-  chains: { chain: string; legacyChain: string; entries: number },
-): boolean {
-  if (!usesNftables(family)) return false;
-  try {
-    return nftDropChain({
-      family: nftFamilyOf(family),
-      table: "nat",
-      chain: chains.chain,
-      jumpsFrom: [HOSTPORT_DNAT_CHAIN],
-      jumps: chains.entries,
-      absent: [chains.legacyChain],
-    });
-  } catch {
-    return false;
-  }
-}
-
 function udpPorts(mappings: readonly PortMapping[]): number[] {
   return [...new Set(mappings.filter((m) => m.protocol === "udp").map((m) => m.hostPort))];
 }
@@ -429,7 +410,18 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
   const enableRouteLocalnet = deps.enableRouteLocalnet ?? defaultEnableRouteLocalnet;
   const sharedRulesSingleNow = deps.sharedRulesSingle ?? defaultSharedRulesSingle;
   const chainsMayExist = deps.chainsMayExist ?? defaultChainsMayExist;
-  const dropChain = deps.dropChain ?? defaultDropChain;
+  const dropChain = deps.dropChain ?? ((
+    family: Family,
+    chains: { chain: string; legacyChain: string; entries: number },
+  ) =>
+    usesNftables(family) && execer().nftDropChain?.({
+        family: nftFamilyOf(family),
+        table: "nat",
+        chain: chains.chain,
+        jumpsFrom: [HOSTPORT_DNAT_CHAIN],
+        jumps: chains.entries,
+        absent: [chains.legacyChain],
+      }) === true);
   const tx = { lockPath: deps.lockPath };
 
   async function specs(conf: PortmapConf, args: CmdArgs): Promise<Map<Family, HostportSpec>> {

@@ -8,10 +8,15 @@
  * @module
  */
 import { ipToBytes, parseCidr } from "../ip/cidr.ts";
-import { decodeRawAttrs } from "../netlink/codec.ts";
-import { NLA_TYPE_MASK } from "../netlink/consts.ts";
 import { renderRule, type Rule } from "./iptables.ts";
-import { payloadHolds, type RuleExpression, ruleExpressions } from "./nfnetlink.ts";
+import {
+  attrOf,
+  cString,
+  expressionVerdict,
+  payloadHolds,
+  type RuleExpression,
+  ruleExpressions,
+} from "./nfnetlink.ts";
 import type { TablePlan } from "./plan.ts";
 
 /** The shared chain holding per-container accept rules. */
@@ -225,17 +230,24 @@ const NFTA_CMP_OP = 2;
 const NFTA_CMP_DATA = 3;
 const NFT_CMP_EQ = 0;
 const NFTA_DATA_VALUE = 1;
-const NFTA_DATA_VERDICT = 2;
-const NFTA_VERDICT_CODE = 1;
-const NFTA_IMMEDIATE_DATA = 2;
 const NF_ACCEPT = 1;
 const NFTA_MATCH_NAME = 1;
+const NFTA_MATCH_REV = 2;
+const NFTA_MATCH_INFO = 3;
 
-/** The first nested attribute of `type` in `data`. */
-function nested(data: Uint8Array | undefined, type: number): Uint8Array | undefined {
-  if (data === undefined) return undefined;
-  return decodeRawAttrs(data).find((attr) => (attr.type & NLA_TYPE_MASK) === type)?.data;
-}
+/**
+ * `-m conntrack --ctstate RELATED,ESTABLISHED` as iptables-nft hands it to
+ * the kernel: revision 3 of the xt match, `struct xt_conntrack_mtinfo3`
+ * (168 bytes on 64-bit) with `match_flags` = XT_CONNTRACK_STATE (offset
+ * 146) and `state_mask` = RELATED | ESTABLISHED (offset 150), all else 0.
+ */
+const CONNTRACK_REV = 3;
+const CONNTRACK_INFO = (() => {
+  const info = new Uint8Array(168);
+  info[146] = 1;
+  info[150] = 6;
+  return info;
+})();
 
 const u32be = (data: Uint8Array | undefined) =>
   data?.length === 4 ? new DataView(data.buffer, data.byteOffset, 4).getUint32(0) : undefined;
@@ -250,15 +262,22 @@ function matchesAddress(exprs: RuleExpression[], offset: number, address: Uint8A
     u32be(load.attrs.get(NFTA_PAYLOAD_OFFSET)) === offset &&
     u32be(load.attrs.get(NFTA_PAYLOAD_LEN)) === address.length &&
     u32be(cmp.attrs.get(NFTA_CMP_OP)) === NFT_CMP_EQ &&
-    sameBytes(nested(cmp.attrs.get(NFTA_CMP_DATA), NFTA_DATA_VALUE), address);
+    sameBytes(attrOf(cmp.attrs.get(NFTA_CMP_DATA), NFTA_DATA_VALUE)?.data, address);
+}
+
+/** `[match conntrack rev 3 --ctstate RELATED,ESTABLISHED]`, byte for byte. */
+function isReplyStateMatch(expr: RuleExpression | undefined): boolean {
+  return expr?.name === "match" &&
+    cString(expr.attrs.get(NFTA_MATCH_NAME) ?? new Uint8Array()) === "conntrack" &&
+    u32be(expr.attrs.get(NFTA_MATCH_REV)) === CONNTRACK_REV &&
+    sameBytes(expr.attrs.get(NFTA_MATCH_INFO), CONNTRACK_INFO);
 }
 
 /** `[counter] [immediate accept]`: the end of both container rules. */
 function endsInAccept(exprs: RuleExpression[]): boolean {
   const [counter, immediate] = exprs.slice(-2);
-  const verdict = nested(immediate?.attrs.get(NFTA_IMMEDIATE_DATA), NFTA_DATA_VERDICT);
-  return counter?.name === "counter" && immediate?.name === "immediate" &&
-    u32be(nested(verdict, NFTA_VERDICT_CODE)) === NF_ACCEPT;
+  return counter?.name === "counter" && immediate !== undefined &&
+    expressionVerdict(immediate) === NF_ACCEPT;
 }
 
 /**
@@ -283,10 +302,7 @@ export function nftContainerRules(
     const [source, destination] = address.length === 4 ? [12, 16] : [8, 24];
     const replies = decoded.filter(({ exprs }) =>
       exprs.length === 5 && matchesAddress(exprs, destination, address) &&
-      exprs[2].name === "match" &&
-      new TextDecoder().decode(exprs[2].attrs.get(NFTA_MATCH_NAME)).replace(/\0.*$/s, "") ===
-        "conntrack" &&
-      endsInAccept(exprs)
+      isReplyStateMatch(exprs[2]) && endsInAccept(exprs)
     );
     const outgoing = decoded.filter(({ exprs }) =>
       exprs.length === 4 && matchesAddress(exprs, source, address) && endsInAccept(exprs)
@@ -294,7 +310,8 @@ export function nftContainerRules(
     // Any other rule naming the address in this chain: not the node ADD left.
     const mentions = decoded.filter(({ exprs }) =>
       exprs.some((e) =>
-        e.name === "cmp" && sameBytes(nested(e.attrs.get(NFTA_CMP_DATA), NFTA_DATA_VALUE), address)
+        e.name === "cmp" &&
+        sameBytes(attrOf(e.attrs.get(NFTA_CMP_DATA), NFTA_DATA_VALUE)?.data, address)
       )
     );
     if (replies.length !== 1 || outgoing.length !== 1 || mentions.length !== 2) return undefined;

@@ -8,7 +8,7 @@
  * @module
  */
 import { cidrOf, formatIp, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
-import type { Rule } from "./iptables.ts";
+import { nftFamilyOf, type Rule } from "./iptables.ts";
 import type { NftTransaction } from "./nft.ts";
 import { sameRule, TablePlan } from "./plan.ts";
 import type { PortProtocol } from "./validate.ts";
@@ -398,11 +398,6 @@ export function checkHostport(plan: TablePlan, spec: HostportSpec): string | und
     }
   }
   return undefined;
-}
-
-/** nft family name of an address family. */
-export function nftFamilyOf(family: 4 | 6): "ip" | "ip6" {
-  return family === 4 ? "ip" : "ip6";
 }
 
 /** Options for {@linkcode nftHostportAdd}. */

@@ -26,6 +26,7 @@ import { defaultExecer, type Execer } from "./exec.ts";
 import {
   commentOwners,
   type Family,
+  nftFamilyOf,
   renderRule,
   type Rule,
   tokenizeRule,
@@ -228,7 +229,7 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
   // iptables-nft creates a table to list it. Where nf_tables says the nat table is missing,
   // the family has nothing to remove and is left without one.
   const families = (options.families ?? [4, 6]).filter((family) =>
-    !usesNftables(family) || execer.nftTableExists?.(family === 4 ? "ip" : "ip6", "nat") !== false
+    !usesNftables(family) || execer.nftTableExists?.(nftFamilyOf(family), "nat") !== false
   );
   if (families.length === 0) return;
   const chain = await ipMasqChainName(network, options.containerId);
@@ -256,7 +257,7 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
     : families.filter((family) =>
       usesNftables(family) && ownJumps(family).size > 0 &&
       execer.nftDropChain?.({
-          family: family === 4 ? "ip" : "ip6",
+          family: nftFamilyOf(family),
           table: "nat",
           chain,
           jumpsFrom: ["POSTROUTING"],

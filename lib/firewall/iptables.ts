@@ -294,6 +294,11 @@ function tool(family: Family, name: "save" | "restore"): string {
   return `${family === 4 ? "iptables" : "ip6tables"}-${name}`;
 }
 
+/** The nft family of an iptables family's tables (`ip`, `ip6`). */
+export function nftFamilyOf(family: Family): "ip" | "ip6" {
+  return family === 4 ? "ip" : "ip6";
+}
+
 /**
  * Whether the family's `iptables-restore` writes nf_tables (iptables-nft),
  * judged by what it resolves to: `xtables-nft-multi` or `ip(6)tables-nft-restore`.

@@ -57,22 +57,31 @@ const NFTA_GEN_PROC_PID = 2;
 /** nft's family names and their `NFPROTO_*` numbers. */
 const NFPROTO: Record<string, number> = { inet: 1, ip: 2, arp: 3, netdev: 5, bridge: 7, ip6: 10 };
 
+/** The `NFPROTO_*` number of an nft family name. */
+function nfproto(family: string): number {
+  const proto = NFPROTO[family];
+  if (proto === undefined) throw new RangeError(`Unknown nftables family "${family}"`);
+  return proto;
+}
+
 // Closing an nfnetlink socket waits for nf_tables' deferred cleanup (an RCU grace period)
 // whenever a deletion was committed shortly before, by anyone, e.g. the `iptables-restore`
 // that bridge DEL runs next to its nftables check: 15-28 ms per close, measured. The query
 // socket of the namespace the process started in is therefore kept for the process's life.
 // Elsewhere (inside `withNetns`) a socket is used once: a kept one would pin its namespace.
 const homeNetns = currentNetnsInode();
+// A reply that never comes (it should not) fails the call instead of hanging the plugin.
+const QUERY_SOCKET = { protocol: NETLINK_NETFILTER, receiveTimeoutMs: 5000 };
 let homeSocket: NetlinkSocket | undefined;
 
 /** Runs `fn` with a NETLINK_NETFILTER socket of the calling thread's namespace. */
 function withQuerySocket<T>(fn: (socket: NetlinkSocket) => T): T {
   const here = currentNetnsInode();
   if (homeNetns !== undefined && here === homeNetns) {
-    homeSocket ??= NetlinkSocket.open({ protocol: NETLINK_NETFILTER });
+    homeSocket ??= NetlinkSocket.open(QUERY_SOCKET);
     return fn(homeSocket);
   }
-  using socket = NetlinkSocket.open({ protocol: NETLINK_NETFILTER });
+  using socket = NetlinkSocket.open(QUERY_SOCKET);
   return fn(socket);
 }
 
@@ -82,8 +91,7 @@ function withQuerySocket<T>(fn: (socket: NetlinkSocket) => T): T {
  * process (one request; ENOENT means no).
  */
 export function nftTableExists(family: string, table: string): boolean {
-  const proto = NFPROTO[family];
-  if (proto === undefined) throw new RangeError(`Unknown nftables family "${family}"`);
+  const proto = nfproto(family);
   const name = new TextEncoder().encode(table + "\0");
   try {
     withQuerySocket((socket) =>
@@ -113,8 +121,7 @@ export function nftTableExists(family: string, table: string): boolean {
  * backend's chains.
  */
 export function nftChainExists(family: string, table: string, chain: string): boolean {
-  const proto = NFPROTO[family];
-  if (proto === undefined) throw new RangeError(`Unknown nftables family "${family}"`);
+  const proto = nfproto(family);
   const encoder = new TextEncoder();
   try {
     withQuerySocket((socket) =>
@@ -147,8 +154,7 @@ export function nftChainExists(family: string, table: string, chain: string): bo
  * `[]` when the table or chain does not exist.
  */
 export function nftRulePayloads(family: string, table: string, chain: string): Uint8Array[] {
-  const proto = NFPROTO[family];
-  if (proto === undefined) throw new RangeError(`Unknown nftables family "${family}"`);
+  const proto = nfproto(family);
   const encoder = new TextEncoder();
   let messages;
   try {
@@ -246,19 +252,16 @@ export interface DropChainSpec {
  * refused (a concurrent change). Throws only for failures of the socket itself.
  */
 export function nftDropChain(spec: DropChainSpec): boolean {
-  const proto = NFPROTO[spec.family];
-  if (proto === undefined) throw new RangeError(`Unknown nftables family "${spec.family}"`);
+  const proto = nfproto(spec.family);
   return withQuerySocket((socket) => {
     const generation = nftGeneration(socket);
     if (!nftChainExists(spec.family, spec.table, spec.chain)) return false;
     if ((spec.absent ?? []).some((chain) => nftChainExists(spec.family, spec.table, chain))) {
       return false;
     }
-    const target = cstr(spec.chain);
     const handles: [string, bigint][] = [];
     for (const from of spec.jumpsFrom) {
-      for (const payload of nftRulePayloads(spec.family, spec.table, from)) {
-        if (!payloadHolds(payload, target) || !ruleTargets(payload).includes(spec.chain)) continue;
+      for (const payload of jumpRules(nftRulePayloads(spec.family, spec.table, from), spec.chain)) {
         const handle = ruleHandle(payload);
         if (handle === undefined) return false;
         handles.push([from, handle]);
@@ -300,8 +303,7 @@ export interface DeleteRulesSpec {
  * chain is missing or `pick` declines, or when the batch was refused.
  */
 export function nftDeleteRules(spec: DeleteRulesSpec): boolean {
-  const proto = NFPROTO[spec.family];
-  if (proto === undefined) throw new RangeError(`Unknown nftables family "${spec.family}"`);
+  const proto = nfproto(spec.family);
   return withQuerySocket((socket) => {
     const generation = nftGeneration(socket);
     if (!nftChainExists(spec.family, spec.table, spec.chain)) return false;
@@ -360,10 +362,13 @@ function commitDeletions(
     ack: false,
     payload: Uint8Array.of(0, 0, 0, NFNL_SUBSYS_NFTABLES, ...encodeRawAttrs(attrs)),
   });
+  // Only the last command asks for an ACK: the kernel answers every failing message anyway
+  // (a stale generation on the begin marker), and hundreds of ACKs would overflow the socket's
+  // receive buffer after the commit.
   try {
     socket.batch([
       marker(NFNL_MSG_BATCH_BEGIN, [{ type: NFNL_BATCH_GENID, data: genid }]),
-      ...commands,
+      ...commands.map((c, i) => ({ ...c, ack: i === commands.length - 1 })),
       marker(NFNL_MSG_BATCH_END, []),
     ], op);
   } catch (error) {
@@ -371,6 +376,14 @@ function commitDeletions(
     throw error;
   }
   return true;
+}
+
+/** The verdict code of an `immediate` expression (`NF_ACCEPT` is 1, a jump -3), if it has one. */
+export function expressionVerdict(expr: RuleExpression): number | undefined {
+  if (expr.name !== "immediate") return undefined;
+  const value = attrOf(expr.attrs.get(NFTA_IMMEDIATE_DATA), NFTA_DATA_VERDICT)?.data;
+  const code = attrOf(value, NFTA_VERDICT_CODE)?.data;
+  return code?.length === 4 ? new DataView(code.buffer, code.byteOffset, 4).getInt32(0) : undefined;
 }
 
 /** One expression of a rule: its name and its attributes (`NFTA_EXPR_DATA`, one level). */
@@ -413,19 +426,25 @@ export function payloadHolds(payload: Uint8Array, bytes: Uint8Array): boolean {
 
 /** How many rules of `payloads` jump or go to `target` (name filter first, then decoding). */
 export function jumpsTo(payloads: readonly Uint8Array[], target: string): number {
+  return jumpRules(payloads, target).length;
+}
+
+/** The rules of `payloads` that jump or go to `target` (name filter first, then decoding). */
+function jumpRules(payloads: readonly Uint8Array[], target: string): Uint8Array[] {
   const name = new TextEncoder().encode(target + "\0");
   return payloads.filter((payload) =>
     payloadHolds(payload, name) && ruleTargets(payload).includes(target)
-  ).length;
+  );
 }
 
 const attrType = (attr: RawAttr) => attr.type & NLA_TYPE_MASK;
 /** The first attribute of `type` among those encoded in `data`. */
-const attrOf = (data: Uint8Array | undefined, type: number) =>
+export const attrOf = (data: Uint8Array | undefined, type: number): RawAttr | undefined =>
   decodeRawAttrs(data ?? new Uint8Array()).find((attr) => attrType(attr) === type);
 const IMMEDIATE = new TextEncoder().encode("immediate\0");
 const textDecoder = new TextDecoder();
-const cString = (data: Uint8Array) => {
+/** A NUL-terminated string attribute's text. */
+export const cString = (data: Uint8Array): string => {
   const end = data.indexOf(0);
   return textDecoder.decode(end === -1 ? data : data.subarray(0, end));
 };

@@ -278,3 +278,42 @@ Deno.test({
     assertEquals((await drop("")).trim(), "false");
   },
 });
+
+Deno.test({
+  name:
+    "nftDropChain() removes hundreds of jumps in one batch (one ACK, not one per rule) (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using ns = await createNetns("cbx-nfnl");
+    const inNs = inNetns(ns.name);
+    const jumps = Array.from(
+      { length: 600 },
+      (_, i) => `-A CNI-HOSTPORT-DNAT -p tcp -m tcp --dport ${10000 + i} -j CNI-DN-x`,
+    );
+    const input = [
+      "*nat",
+      ":CNI-DN-x - [0:0]",
+      ":CNI-HOSTPORT-DNAT - [0:0]",
+      ...jumps,
+      "COMMIT",
+      "",
+    ]
+      .join("\n");
+    const restore = new Deno.Command("ip", {
+      args: ["netns", "exec", ns.name, "iptables-restore", "--noflush"],
+      stdin: "piped",
+    }).spawn();
+    const writer = restore.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(input));
+    await writer.close();
+    assertEquals((await restore.status).code, 0);
+    const out = await inNs(Deno.execPath(), [
+      "eval",
+      `import { nftDropChain } from "${NFNETLINK}";
+      console.log(nftDropChain({ family: "ip", table: "nat", chain: "CNI-DN-x", jumpsFrom: ["CNI-HOSTPORT-DNAT"], jumps: 600 }));`,
+    ]);
+    assertEquals(out.trim(), "true");
+    const save = await inNs("iptables-save", ["-t", "nat"]);
+    assertEquals(save.includes("CNI-DN-x"), false);
+  },
+});
