@@ -91,27 +91,9 @@ function withQuerySocket<T>(fn: (socket: NetlinkSocket) => T): T {
  * process (one request; ENOENT means no).
  */
 export function nftTableExists(family: string, table: string): boolean {
-  const proto = nfproto(family);
-  const name = new TextEncoder().encode(table + "\0");
-  try {
-    withQuerySocket((socket) =>
-      socket.request({
-        type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
-        payload: Uint8Array.of(
-          proto,
-          0,
-          0,
-          0,
-          ...encodeRawAttrs([{ type: NFTA_TABLE_NAME, data: name }]),
-        ),
-        op: `get nftables table ${family} ${table}`,
-      })
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof NetlinkError && error.errno === Errno.ENOENT) return false;
-    throw error;
-  }
+  return nftObjectExists(family, NFT_MSG_GETTABLE, [
+    { type: NFTA_TABLE_NAME, data: cstr(table) },
+  ], `get nftables table ${family} ${table}`);
 }
 
 /**
@@ -121,25 +103,17 @@ export function nftTableExists(family: string, table: string): boolean {
  * backend's chains.
  */
 export function nftChainExists(family: string, table: string, chain: string): boolean {
+  return nftObjectExists(family, NFT_MSG_GETCHAIN, [
+    { type: NFTA_CHAIN_TABLE, data: cstr(table) },
+    { type: NFTA_CHAIN_NAME, data: cstr(chain) },
+  ], `get nftables chain ${family} ${table} ${chain}`);
+}
+
+/** One non-dump `GET` request: true when answered, false for ENOENT. */
+function nftObjectExists(family: string, type: number, attrs: RawAttr[], op: string): boolean {
   const proto = nfproto(family);
-  const encoder = new TextEncoder();
   try {
-    withQuerySocket((socket) =>
-      socket.request({
-        type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN,
-        payload: Uint8Array.of(
-          proto,
-          0,
-          0,
-          0,
-          ...encodeRawAttrs([
-            { type: NFTA_CHAIN_TABLE, data: encoder.encode(table + "\0") },
-            { type: NFTA_CHAIN_NAME, data: encoder.encode(chain + "\0") },
-          ]),
-        ),
-        op: `get nftables chain ${family} ${table} ${chain}`,
-      })
-    );
+    withQuerySocket((socket) => socket.request({ ...command(proto, type, attrs), op }));
     return true;
   } catch (error) {
     if (error instanceof NetlinkError && error.errno === Errno.ENOENT) return false;
