@@ -18,6 +18,7 @@ import {
   cidrOf,
   inetNtop,
   type IpAddress,
+  ipToBytes,
   networkAddress,
   tryParseCidr,
 } from "../ip/cidr.ts";
@@ -245,25 +246,26 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
     const cidr = tryParseCidr(text);
     return cidr ? [cidr.address] : [];
   });
-  // Where the node is as ADD left it (its jumps, nothing to keep), the jumps and the chain go
+  // Where the node is as ADD left it (its jumps, none kept), the jumps and the chain go
   // in one nf_tables transaction of our own: no tool to start.
   const ownJumps = (family: Family) =>
     new Set(
       known.filter((a) => a.addr.family === family)
         .map((a) => renderRule(ipMasqRules(a, { chain, comment }).postrouting)),
     );
-  const dropped = keep.length > 0
-    ? []
-    : families.filter((family) =>
-      usesNftables(family) && ownJumps(family).size > 0 &&
-      execer.nftDropChain?.({
-          family: nftFamilyOf(family),
-          table: "nat",
-          chain,
-          jumpsFrom: ["POSTROUTING"],
-          jumps: ownJumps(family).size,
-        }) === true
-    );
+  // Addresses other links keep matter only where one of them jumps into this chain (a link on
+  // the same network); the drop declines then and the tool keeps that jump.
+  const dropped = families.filter((family) =>
+    usesNftables(family) && ownJumps(family).size > 0 &&
+    execer.nftDropChain?.({
+        family: nftFamilyOf(family),
+        table: "nat",
+        chain,
+        jumpsFrom: ["POSTROUTING"],
+        jumps: ownJumps(family).size,
+        keep: keep.filter((a) => a.family === family).map(ipToBytes),
+      }) === true
+  );
   const rest = families.filter((family) => !dropped.includes(family));
   if (rest.length === 0) return;
   const build = (plan: TablePlan) => void planIpMasqDel(plan, chain, keep);

@@ -216,7 +216,7 @@ Deno.test("teardownIpMasq() with the container's addresses deletes their jumps a
 
 Deno.test({
   name:
-    "teardownIpMasq() of an intact attachment needs no tool: one nf_tables transaction per family; keeping a jump takes the tool (kernel)",
+    "teardownIpMasq() of an intact attachment needs no tool: one nf_tables transaction per family; a jump another link keeps stays (kernel)",
   ignore: !ROOT,
   async fn() {
     await using ns = await createNetns("cbx-fw");
@@ -249,9 +249,18 @@ Deno.test({
     const after = await saves();
     assertEquals(after.includes('id: \\"abc123\\"'), false, after);
     assertMatch(after, /-A POSTROUTING -s 10\.77\.0\.9\/32 .*id: \\"other\\"/);
-    // The container's other link holds 10.77.0.2: the tool plans around it (IPv4: nothing to
-    // change, no process at all; IPv6: the jump and the chain go).
-    assertEquals(await run('addresses, keep: ["10.77.0.2/24"]'), ["ip6tables-restore"]);
+    // The container's other link (same network) holds 10.77.0.2: its jump into the chain stays.
+    // IPv4: the drop declines and the tool's plan changes nothing (no process at all); IPv6
+    // keeps nothing, so its jump and chain go without a tool.
+    assertEquals(await run('addresses, keep: ["10.77.0.2/24"]'), []);
+    assertEquals((await ns.exec("ip6tables-save", ["-t", "nat"])).stdout.includes("abc123"), false);
     assertMatch(await saves(), /-A POSTROUTING -s 10\.77\.0\.2\/32 .*id: \\"abc123\\"/);
+    await ns.exec("iptables", ["-t", "nat", "-F"]);
+    await ns.exec("iptables", ["-t", "nat", "-X"]);
+    await ns.exec("ip6tables", ["-t", "nat", "-F"]);
+    await ns.exec("ip6tables", ["-t", "nat", "-X"]);
+    // A link on another network keeps 10.99.0.5, whose jump goes into another chain: no tool.
+    assertEquals(await run('addresses, keep: ["10.99.0.5/24"]'), []);
+    assertEquals((await saves()).includes('id: \\"abc123\\"'), false);
   },
 });

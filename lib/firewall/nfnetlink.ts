@@ -210,6 +210,11 @@ export interface DropChainSpec {
   jumps?: number;
   /** Chains that must not exist (a legacy chain the caller would have to handle). @default {[]} */
   absent?: readonly string[];
+  /**
+   * Bytes (e.g. addresses) no jump may hold: such a jump must stay, and the
+   * chain with it, which the caller's tool plans. @default {[]}
+   */
+  keep?: readonly Uint8Array[];
 }
 
 /**
@@ -236,6 +241,7 @@ export function nftDropChain(spec: DropChainSpec): boolean {
     const handles: [string, bigint][] = [];
     for (const from of spec.jumpsFrom) {
       for (const payload of jumpRules(nftRulePayloads(spec.family, spec.table, from), spec.chain)) {
+        if ((spec.keep ?? []).some((bytes) => payloadHolds(payload, bytes))) return false;
         const handle = ruleHandle(payload);
         if (handle === undefined) return false;
         handles.push([from, handle]);
