@@ -1203,6 +1203,42 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "portmap DEL on an iptables-legacy node uses the tool and leaves nf_tables alone, even a chain of the same name (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using host = await createNetns("cbx-fw");
+    // A PATH whose iptables tools are the legacy backend, as on a node that chose it.
+    const legacy = await Deno.makeTempDir({ prefix: "cbx-legacy-" });
+    try {
+      for (const tool of ["iptables", "ip6tables"]) {
+        for (const suffix of ["", "-save", "-restore"]) {
+          await Deno.symlink("/usr/sbin/xtables-legacy-multi", `${legacy}/${tool}${suffix}`);
+        }
+      }
+      const extra = {
+        runtimeConfig: { portMappings: MAPPINGS.slice(0, 2) },
+        prevResult: prevResult(["10.77.0.3/24"]),
+      };
+      const call = (command: "ADD" | "DEL") => ({ ...pmCall(command, extra), pathFirst: legacy });
+      // The same container's rules in nf_tables too (an ADD through iptables-nft): a perfect decoy.
+      assertEquals((await runOurs(host, pmCall("ADD", extra))).code, 0);
+      assertEquals((await runOurs(host, call("ADD"))).code, 0);
+      const save = async (tool: string) => (await host.exec(tool, ["-t", "nat"])).stdout;
+      const chain = /:(CNI-DN-[0-9a-f]+) /.exec(await save(`${legacy}/iptables-save`))![1];
+      assertStringIncludes(await save("iptables-nft-save"), `:${chain} `);
+      const del = await runOurs(host, call("DEL"));
+      assertEquals(del.code, 0, del.stderr);
+      assert(del.calls.some((c) => c.cmd === "iptables-restore"), JSON.stringify(del.calls));
+      assertEquals((await save(`${legacy}/iptables-save`)).includes(chain), false);
+      assertStringIncludes(await save("iptables-nft-save"), `:${chain} `);
+    } finally {
+      await Deno.remove(legacy, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name: "portmap nftables backend installs and removes the container's rules (kernel)",
   ignore: !ROOT,
   async fn() {

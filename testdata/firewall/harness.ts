@@ -24,6 +24,8 @@ export interface PluginCall {
   /** CNI_NETNS (the container; only its path is used by these plugins). */
   netns?: string;
   ifName?: string;
+  /** Directories searched before the standard PATH (e.g. one whose iptables is legacy). */
+  pathFirst?: string;
 }
 
 /** A finished call, with the processes ours started (empty for the reference). */
@@ -33,7 +35,7 @@ export interface CallOutput extends CommandOutput {
 
 function environment(call: PluginCall): Record<string, string> {
   return {
-    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    PATH: `${call.pathFirst ? `${call.pathFirst}:` : ""}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
     HOME: Deno.env.get("HOME") ?? "/root",
     CNI_COMMAND: call.command,
     CNI_CONTAINERID: call.containerId ?? "abc123",
