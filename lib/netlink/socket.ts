@@ -216,15 +216,7 @@ export class NetlinkSocket implements Disposable {
     const messages: NlMessage[] = [];
     let interrupted = false;
     for (;;) {
-      const n = recvfrom(this.fd, this.#buffer, { address: this.#sender, flags: MSG_TRUNC });
-      if (n > this.#buffer.length) {
-        throw new RangeError(
-          `Cannot receive netlink reply: ${n} bytes exceed the ${this.#buffer.length}-byte buffer`,
-        );
-      }
-      // Only the kernel (nl_pid 0) may answer.
-      if (new DataView(this.#sender.buffer).getUint32(4, LE) !== 0) continue;
-      for (const message of decodeNlMessages(this.#buffer.subarray(0, n))) {
+      for (const message of this.#receiveFromKernel()) {
         const { header } = message;
         // Late replies to an earlier request (e.g. after a timeout) are skipped.
         if (header.seq !== seq || header.pid !== this.#portId) continue;
@@ -290,14 +282,7 @@ export class NetlinkSocket implements Disposable {
     const last = this.#seq;
     const ours = (seq: number) => ((seq - first) >>> 0) <= ((last - first) >>> 0);
     while (pending.size > 0) {
-      const n = recvfrom(this.fd, this.#buffer, { address: this.#sender, flags: MSG_TRUNC });
-      if (n > this.#buffer.length) {
-        throw new RangeError(
-          `Cannot receive netlink reply: ${n} bytes exceed the ${this.#buffer.length}-byte buffer`,
-        );
-      }
-      if (new DataView(this.#sender.buffer).getUint32(4, LE) !== 0) continue;
-      for (const { header, payload } of decodeNlMessages(this.#buffer.subarray(0, n))) {
+      for (const { header, payload } of this.#receiveFromKernel()) {
         if (header.type !== NLMSG_ERROR || header.pid !== this.#portId || !ours(header.seq)) {
           continue;
         }
@@ -306,6 +291,22 @@ export class NetlinkSocket implements Disposable {
         pending.delete(header.seq);
       }
     }
+  }
+
+  /**
+   * Waits for one datagram; returns its messages (views into the receive
+   * buffer, valid until the next receive), none when the kernel did not send it.
+   */
+  #receiveFromKernel(): NlMessage[] {
+    const n = recvfrom(this.fd, this.#buffer, { address: this.#sender, flags: MSG_TRUNC });
+    if (n > this.#buffer.length) {
+      throw new RangeError(
+        `Cannot receive netlink reply: ${n} bytes exceed the ${this.#buffer.length}-byte buffer`,
+      );
+    }
+    // Only the kernel (nl_pid 0) may answer.
+    if (new DataView(this.#sender.buffer).getUint32(4, LE) !== 0) return [];
+    return decodeNlMessages(this.#buffer.subarray(0, n));
   }
 
   /**
