@@ -246,13 +246,20 @@ export async function teardownIpMasq(network: string, options: IpMasqOptions): P
     const cidr = tryParseCidr(text);
     return cidr ? [cidr.address] : [];
   });
-  // Where the node is as ADD left it (its jumps, none kept), the jumps and the chain go
+  // Where the node is as ADD left it (its jumps, none that must stay), the jumps and the chain go
   // in one nf_tables transaction of our own: no tool to start.
-  const ownJumps = (family: Family) =>
-    new Set(
-      known.filter((a) => a.addr.family === family)
-        .map((a) => renderRule(ipMasqRules(a, { chain, comment }).postrouting)),
-    );
+  const jumpsByFamily = new Map<Family, Set<string>>();
+  const ownJumps = (family: Family) => {
+    let jumps = jumpsByFamily.get(family);
+    if (jumps === undefined) {
+      jumps = new Set(
+        known.filter((a) => a.addr.family === family)
+          .map((a) => renderRule(ipMasqRules(a, { chain, comment }).postrouting)),
+      );
+      jumpsByFamily.set(family, jumps);
+    }
+    return jumps;
+  };
   // Addresses other links keep matter only where one of them jumps into this chain (a link on
   // the same network); the drop declines then and the tool keeps that jump.
   const dropped = families.filter((family) =>
