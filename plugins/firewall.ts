@@ -38,8 +38,10 @@ import {
   containerRules,
   DEFAULT_ADMIN_CHAIN,
   FORWARD_CHAIN,
+  type ForwardRuleView,
   type ForwardSetup,
   type IngressPolicy,
+  nftContainerRuleExpressions,
   nftContainerRules,
   planForwardAdd,
   planForwardAddUnlisted,
@@ -184,17 +186,21 @@ export interface FirewallDeps {
 function defaultUnlistedAddReady(family: Family, setup: ForwardSetup): boolean {
   if (!usesNftables(family)) return false;
   try {
-    const rulesOf = nftTableRules(family === 4 ? "ip" : "ip6", "filter");
-    return unlistedAddReady({
-      jumps: (chain, target) => jumpsTo(rulesOf(chain), target),
-      mayMention: (chain, address) => {
-        const bytes = ipToBytes(parseCidr(address).address);
-        return rulesOf(chain).some((payload) => payloadHolds(payload, bytes));
-      },
-    }, setup);
+    return unlistedAddReady(nftRuleView(nftTableRules(nftFamilyOf(family), "filter")), setup);
   } catch {
     return false;
   }
+}
+
+/** The filter table as nf_tables dumps it, for {@linkcode unlistedAddReady}. */
+function nftRuleView(rulesOf: (chain: string) => readonly Uint8Array[]): ForwardRuleView {
+  return {
+    jumps: (chain, target) => jumpsTo(rulesOf(chain), target),
+    mayMention: (chain, address) => {
+      const bytes = ipToBytes(parseCidr(address, { keepMapped: true }).address);
+      return rulesOf(chain).some((payload) => payloadHolds(payload, bytes));
+    },
+  };
 }
 
 /** Creates the firewall handlers with the given dependencies. */
@@ -265,10 +271,29 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
         addresses: addresses.get(family)!,
         isolation,
       });
+      // Where the shared rules are in place (the node's every ADD but its first), the
+      // address rules are appended in one nf_tables transaction of our own: no tool to
+      // start. The transaction is refused whole if the table changed since it was read.
+      const families = [...addresses.keys()].sort();
+      const rest = await withLock(() =>
+        Promise.resolve(families.filter((family) => {
+          if (!usesNftables(family)) return true;
+          const setup = setupOf(family);
+          return execer().nftAppendRules?.({
+            family: nftFamilyOf(family),
+            table: "filter",
+            rules: setup.addresses.flatMap(nftContainerRuleExpressions)
+              .map((expressions) => ({ chain: FORWARD_CHAIN, expressions })),
+            ready: (rulesOf) =>
+              unlistedAddReady(nftRuleView(rulesOf), setup) &&
+              (deps.unlistedAddReady?.(family, setup) ?? true),
+          }) !== true;
+        })), tx);
+      if (rest.length === 0) return prev.current;
       await transact("filter", (plan, family) => planForwardAdd(plan, setupOf(family)), {
         ...tx,
         execer: execer(),
-        families: [...addresses.keys()].sort(),
+        families: rest,
         // A node whose shared rules are in place needs no listing, which grows with
         // every container (firewall ADD at 100 live allocations: 46 -> 35 ms).
         unlisted: {

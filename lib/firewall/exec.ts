@@ -9,10 +9,12 @@ import { Errno } from "../sys/errno.ts";
 import { OsError } from "../sys/libc.ts";
 import { type ChildProcess, type ProcessOutput, settleLater, spawnChild } from "../sys/spawn.ts";
 import {
+  type AppendRulesSpec,
   CommitWatch,
   type DeleteRulesSpec,
   type DropChainSpec,
   inInitialPidNamespace,
+  nftAppendRules,
   nftDeleteRules,
   nftDropChain,
   nftTableExists,
@@ -81,6 +83,12 @@ export interface Execer {
    * the caller's tool must.
    */
   nftDeleteRules?(spec: DeleteRulesSpec): boolean | undefined;
+  /**
+   * Appends rules in one nf_tables transaction without a process, if the
+   * table is as `spec.ready` needs it (see {@linkcode nftAppendRules}); false
+   * or undefined: the caller's tool must.
+   */
+  nftAppendRules?(spec: AppendRulesSpec): boolean | undefined;
 }
 
 /** One recorded call of a {@linkcode RecordingExecer}. */
@@ -211,6 +219,15 @@ export class SpawnExecer implements Execer {
       return undefined; // no nfnetlink here: the tool does it
     }
   }
+
+  /** Commits over nfnetlink (no `iptables-restore` process). */
+  nftAppendRules(spec: AppendRulesSpec): boolean | undefined {
+    try {
+      return nftAppendRules(spec);
+    } catch {
+      return undefined; // no nfnetlink here: the tool does it
+    }
+  }
 }
 
 /**
@@ -302,6 +319,12 @@ export class RecordingExecer implements Execer {
   nftDeleteRules(spec: DeleteRulesSpec): boolean | undefined {
     const next = this.#next;
     return typeof next === "function" ? undefined : next.nftDeleteRules?.(spec);
+  }
+
+  /** Forwards to a real execer; a scripted one leaves it to the tool (undefined). */
+  nftAppendRules(spec: AppendRulesSpec): boolean | undefined {
+    const next = this.#next;
+    return typeof next === "function" ? undefined : next.nftAppendRules?.(spec);
   }
 }
 

@@ -8,6 +8,7 @@
  * @module
  */
 import { ipToBytes, parseCidr } from "../ip/cidr.ts";
+import { ACCEPT, addressMatch, COUNTER, encodeExpressions, xtMatch } from "./nft_expr.ts";
 import { renderRule, type Rule } from "./iptables.ts";
 import {
   attrOf,
@@ -294,7 +295,7 @@ export function nftContainerRules(
 ): Uint8Array[] | undefined {
   const picked: Uint8Array[] = [];
   for (const text of addresses) {
-    const address = ipToBytes(parseCidr(text).address);
+    const address = ipToBytes(parseCidr(text, KEEP_MAPPED).address);
     // Only rules whose bytes hold the address are decoded (the chain has two per container).
     const decoded = rules.filter((payload) => payloadHolds(payload, address))
       .map((payload) => ({ payload, exprs: ruleExpressions(payload) }));
@@ -318,4 +319,30 @@ export function nftContainerRules(
     picked.push(replies[0].payload, outgoing[0].payload);
   }
   return picked;
+}
+
+/** An IPv4-mapped address stays 16 bytes: ip6tables matches it as an IPv6 address. */
+const KEEP_MAPPED = { keepMapped: true } as const;
+
+/**
+ * The two `CNI-FORWARD` rules of one container address (host form), in
+ * {@linkcode containerRules}' order, encoded as iptables-nft encodes them:
+ * what `nftAppendRules` appends so that `iptables-save`, `iptables -D` and
+ * {@linkcode nftContainerRules} see the rules the reference would have made.
+ */
+export function nftContainerRuleExpressions(hostAddress: string): Uint8Array[] {
+  const { address: parsed, prefixLength } = parseCidr(hostAddress, KEEP_MAPPED);
+  const address = ipToBytes(parsed);
+  if (prefixLength !== address.length * 8) {
+    throw new RangeError(`Not a host address: "${hostAddress}"`);
+  }
+  return [
+    encodeExpressions([
+      ...addressMatch("destination", address, prefixLength),
+      xtMatch("conntrack", CONNTRACK_REV, CONNTRACK_INFO),
+      COUNTER,
+      ACCEPT,
+    ]),
+    encodeExpressions([...addressMatch("source", address, prefixLength), COUNTER, ACCEPT]),
+  ];
 }

@@ -1,10 +1,15 @@
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertThrows } from "@std/assert";
+import { encodeRawAttrs } from "../netlink/codec.ts";
+import { NLA_F_NESTED } from "../netlink/consts.ts";
 import { parseSave, RestoreBatch } from "./iptables.ts";
+import { ruleExpressions } from "./nfnetlink.ts";
 import { TablePlan } from "./plan.ts";
 import {
   assumedForwardChains,
   checkForward,
   isolationRules,
+  nftContainerRuleExpressions,
+  nftContainerRules,
   planForwardAdd,
   planForwardAddUnlisted,
   planForwardDel,
@@ -131,4 +136,42 @@ Deno.test("planForwardAddUnlisted() guards both shared jumps and appends the add
   });
   // The batch of a second container on a node whose shared rules are in place.
   assertEquals(batch.render(), golden("forward_add_unlisted.rules"));
+});
+
+/** A `NFT_MSG_NEWRULE` payload (nfgenmsg + table, chain, expressions) around encoded expressions. */
+function rulePayload(expressions: Uint8Array, family = 2): Uint8Array {
+  const attrs = encodeRawAttrs([
+    { type: 1, data: new TextEncoder().encode("filter\0") },
+    { type: 2, data: new TextEncoder().encode("CNI-FORWARD\0") },
+    { type: 4 | NLA_F_NESTED, data: expressions },
+  ]);
+  return Uint8Array.of(family, 0, 0, 0, ...attrs);
+}
+
+Deno.test("nftContainerRuleExpressions() encodes what nftContainerRules() recognises, per family", () => {
+  for (const address of ["10.77.0.3/32", "fd77::3/128", "::ffff:10.77.0.3/128"]) {
+    const [reply, outgoing] = nftContainerRuleExpressions(address).map((e) => rulePayload(e));
+    assertEquals(nftContainerRules([outgoing, reply], [address]), [reply, outgoing]);
+    // Decoded: address match, (conntrack match,) counter, accept.
+    assertEquals(ruleExpressions(reply).map((e) => e.name), [
+      "payload",
+      "cmp",
+      "match",
+      "counter",
+      "immediate",
+    ]);
+    assertEquals(ruleExpressions(outgoing).map((e) => e.name), [
+      "payload",
+      "cmp",
+      "counter",
+      "immediate",
+    ]);
+  }
+  // A mapped address is matched as 16 bytes (ip6tables' view), not as its IPv4 form.
+  const [mapped] = nftContainerRuleExpressions("::ffff:10.77.0.3/128").map((e) => rulePayload(e));
+  assertEquals(nftContainerRules([mapped], ["10.77.0.3/32"]), undefined);
+});
+
+Deno.test("nftContainerRuleExpressions() refuses a network, which no container rule names", () => {
+  assertThrows(() => nftContainerRuleExpressions("10.77.0.0/24"), RangeError, "10.77.0.0/24");
 });

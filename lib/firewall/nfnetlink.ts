@@ -16,7 +16,15 @@
  * @module
  */
 import { decodeRawAttrs, encodeRawAttrs, type RawAttr } from "../netlink/codec.ts";
-import { NETLINK_NETFILTER, NLA_TYPE_MASK, NLM_F_DUMP } from "../netlink/consts.ts";
+import {
+  NETLINK_NETFILTER,
+  NLA_F_NESTED,
+  NLA_TYPE_MASK,
+  NLM_F_APPEND,
+  NLM_F_CREATE,
+  NLM_F_DUMP,
+  NLM_F_EXCL,
+} from "../netlink/consts.ts";
 import { NetlinkError } from "../netlink/error.ts";
 import { NetlinkSocket } from "../netlink/socket.ts";
 import { Errno } from "../sys/errno.ts";
@@ -26,6 +34,7 @@ import { currentNetnsInode } from "../sys/netns_id.ts";
 const NFNLGRP_NFTABLES = 7;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_GETTABLE = 1;
+const NFT_MSG_NEWCHAIN = 3;
 const NFT_MSG_GETCHAIN = 4;
 const NFT_MSG_DELCHAIN = 5;
 const NFT_MSG_NEWRULE = 6;
@@ -36,6 +45,8 @@ const NFT_MSG_GETGEN = 16;
 const NFNL_MSG_BATCH_BEGIN = 16; // NLMSG_MIN_TYPE
 const NFNL_MSG_BATCH_END = 17;
 const NFNL_BATCH_GENID = 1;
+/** The kernel's answer to a batch whose generation is no longer current. */
+const ERESTART = 85;
 const NFTA_GEN_ID = 1;
 const NFTA_RULE_HANDLE = 3;
 const NFTA_TABLE_NAME = 1;
@@ -248,7 +259,7 @@ export function nftDropChain(spec: DropChainSpec): boolean {
       }
     }
     if (spec.jumps !== undefined && handles.length !== spec.jumps) return false;
-    return commitDeletions(socket, generation, [
+    return commitBatch(socket, generation, [
       ...handles.map(([chain, handle]) => deleteRule(proto, spec.table, chain, handle)),
       // A DELRULE without a handle flushes the chain; then the empty chain goes.
       deleteRule(proto, spec.table, spec.chain),
@@ -292,12 +303,81 @@ export function nftDeleteRules(spec: DeleteRulesSpec): boolean {
     const handles = picked.map(ruleHandle);
     if (handles.some((handle) => handle === undefined)) return false;
     if (handles.length === 0) return true;
-    return commitDeletions(
+    return commitBatch(
       socket,
       generation,
       handles.map((handle) => deleteRule(proto, spec.table, spec.chain, handle)),
       `delete nftables rules of ${spec.family} ${spec.table} ${spec.chain}`,
     );
+  });
+}
+
+/** What {@linkcode nftAppendRules} is to add. */
+export interface AppendRulesSpec {
+  /** nft family of the iptables-nft table: `ip` or `ip6`. */
+  family: string;
+  /** The iptables table, e.g. `filter`. */
+  table: string;
+  /** User chains to create first (`-N`): the batch is refused if one exists. @default {[]} */
+  newChains?: readonly string[];
+  /** The rules to append (`-A`), in order, each as `encodeExpressions` made it. */
+  rules: readonly { chain: string; expressions: Uint8Array }[];
+  /**
+   * Whether the table, as read at the generation the batch then carries, is
+   * as the caller needs it (e.g. shared jumps in place, no copy of the rules
+   * yet); false: nothing changes. `rulesOf` gives a chain's rules
+   * (`NFT_MSG_NEWRULE` payloads, in order), each chain dumped once.
+   * @default {always}
+   */
+  ready?: (rulesOf: (chain: string) => readonly Uint8Array[]) => boolean;
+}
+
+/**
+ * Creates chains and appends rules in one nf_tables transaction, without a
+ * tool: what `iptables-restore` does with `-N` and `-A`, without a process
+ * to start and without the tool's fetch of the table. The kernel refuses the
+ * batch whole when a chain to create exists or a chain to append to does
+ * not; with `spec.ready`, also when the table changed since it was read
+ * (the batch carries that generation; a stale read is tried again, twice).
+ *
+ * Returns false, having changed nothing, where the caller's tool must do it
+ * instead: `spec.ready` declines or the batch was refused. Callers ask only
+ * where iptables-nft is the backend (the legacy backend's tables are not in
+ * nf_tables). Throws only for failures of the socket itself.
+ */
+export function nftAppendRules(spec: AppendRulesSpec): boolean {
+  const proto = nfproto(spec.family);
+  return withQuerySocket((socket) => {
+    const commands = [
+      ...(spec.newChains ?? []).map((chain) => ({
+        ...command(proto, NFT_MSG_NEWCHAIN, [
+          { type: NFTA_CHAIN_TABLE, data: cstr(spec.table) },
+          { type: NFTA_CHAIN_NAME, data: cstr(chain) },
+        ]),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+      })),
+      ...spec.rules.map((rule) => ({
+        ...command(proto, NFT_MSG_NEWRULE, [
+          { type: NFTA_RULE_TABLE, data: cstr(spec.table) },
+          { type: NFTA_RULE_CHAIN, data: cstr(rule.chain) },
+          { type: NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, data: rule.expressions },
+        ]),
+        flags: NLM_F_CREATE | NLM_F_APPEND,
+      })),
+    ];
+    if (commands.length === 0) return true;
+    const op = `add nftables rules to ${spec.family} ${spec.table}`;
+    // Without a readiness check the kernel's own checks (a chain to create must not exist, one
+    // to append to must) decide alone; with one, the table must still be as it was read. Other
+    // containers' ADDs change the table all the time: a stale read is tried again.
+    if (!spec.ready) return sendBatch(socket, undefined, commands, op) === "committed";
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const generation = nftGeneration(socket);
+      if (!spec.ready(nftTableRules(spec.family, spec.table))) return false;
+      const outcome = sendBatch(socket, generation, commands, op);
+      if (outcome !== "stale") return outcome === "committed";
+    }
+    return false;
   });
 }
 
@@ -328,14 +408,32 @@ function deleteRule(proto: number, table: string, chain: string, handle?: bigint
  * Sends `commands` as one batch that the kernel refuses whole if the
  * ruleset is no longer at `generation`; false when refused (or failed).
  */
-function commitDeletions(
+function commitBatch(
   socket: NetlinkSocket,
-  generation: number,
-  commands: { type: number; payload: Uint8Array }[],
+  generation: number | undefined,
+  commands: { type: number; flags?: number; payload: Uint8Array }[],
   op: string,
 ): boolean {
-  const genid = new Uint8Array(4);
-  new DataView(genid.buffer).setUint32(0, generation); // big endian
+  return sendBatch(socket, generation, commands, op) === "committed";
+}
+
+/**
+ * Sends `commands` as one batch, refused whole by the kernel if the ruleset
+ * is no longer at `generation` (when given): "stale" then, "refused" for any
+ * other error.
+ */
+function sendBatch(
+  socket: NetlinkSocket,
+  generation: number | undefined,
+  commands: { type: number; flags?: number; payload: Uint8Array }[],
+  op: string,
+): "committed" | "stale" | "refused" {
+  const begin: RawAttr[] = [];
+  if (generation !== undefined) {
+    const genid = new Uint8Array(4);
+    new DataView(genid.buffer).setUint32(0, generation); // big endian
+    begin.push({ type: NFNL_BATCH_GENID, data: genid });
+  }
   // nfgenmsg of the batch markers: AF_UNSPEC, version 0, res_id = the subsystem (big endian).
   const marker = (type: number, attrs: RawAttr[]) => ({
     type,
@@ -347,15 +445,15 @@ function commitDeletions(
   // receive buffer after the commit.
   try {
     socket.batch([
-      marker(NFNL_MSG_BATCH_BEGIN, [{ type: NFNL_BATCH_GENID, data: genid }]),
+      marker(NFNL_MSG_BATCH_BEGIN, begin),
       ...commands.map((c, i) => ({ ...c, ack: i === commands.length - 1 })),
       marker(NFNL_MSG_BATCH_END, []),
     ], op);
   } catch (error) {
-    if (error instanceof NetlinkError) return false;
-    throw error;
+    if (!(error instanceof NetlinkError)) throw error;
+    return error.errno === ERESTART ? "stale" : "refused";
   }
-  return true;
+  return "committed";
 }
 
 /** The verdict code of an `immediate` expression (`NF_ACCEPT` is 1, a jump -3), if it has one. */

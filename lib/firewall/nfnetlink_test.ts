@@ -317,3 +317,43 @@ Deno.test({
     assertEquals(save.includes("CNI-DN-x"), false);
   },
 });
+
+Deno.test({
+  name:
+    "nftAppendRules() appends in one transaction, tries a stale read again, and changes nothing when the kernel refuses (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    await using ns = await createNetns("cbx-nfnl");
+    const inNs = inNetns(ns.name);
+    await inNs("iptables", ["-N", "CBX-A"]);
+    const EXPR = new URL("./nft_expr.ts", import.meta.url).href;
+    const script = `import { nftAppendRules } from "${NFNETLINK}";
+      import { ACCEPT, addressMatch, COUNTER, encodeExpressions } from "${EXPR}";
+      const rule = (chain, last) => ({ chain, expressions: encodeExpressions([
+        ...addressMatch("source", Uint8Array.of(10, 0, 0, last), 32), COUNTER, ACCEPT]) });
+      let reads = 0;
+      const out = [];
+      // Another writer commits after the first read: that batch is stale, the second read wins.
+      out.push(nftAppendRules({ family: "ip", table: "filter", rules: [rule("CBX-A", 1)],
+        ready: () => {
+          if (reads++ === 0) new Deno.Command("iptables", { args: ["-N", "CBX-OTHER"] }).outputSync();
+          return true;
+        } }), reads);
+      // A chain to create exists: refused whole, so its rule in CBX-A is not added either.
+      out.push(nftAppendRules({ family: "ip", table: "filter", newChains: ["CBX-OTHER"],
+        rules: [rule("CBX-A", 2), rule("CBX-OTHER", 2)] }));
+      // A declined readiness check changes nothing.
+      out.push(nftAppendRules({ family: "ip", table: "filter", rules: [rule("CBX-A", 3)],
+        ready: (rulesOf) => rulesOf("CBX-A").length === 0 }));
+      out.push(nftAppendRules({ family: "ip", table: "filter", newChains: ["CBX-NEW"],
+        rules: [rule("CBX-NEW", 4), rule("CBX-A", 4)] }));
+      console.log(out.join(" "));`;
+    assertEquals((await inNs(Deno.execPath(), ["eval", script])).trim(), "true 2 false false true");
+    const rules = (await inNs("iptables", ["-S"])).split("\n").filter((l) => l.startsWith("-A"));
+    assertEquals(rules, [
+      "-A CBX-A -s 10.0.0.1/32 -j ACCEPT",
+      "-A CBX-A -s 10.0.0.4/32 -j ACCEPT",
+      "-A CBX-NEW -s 10.0.0.4/32 -j ACCEPT",
+    ]);
+  },
+});
