@@ -34,6 +34,15 @@ import {
   usesNftables,
 } from "./iptables.ts";
 import { applyNft, listNftTable, NftTransaction } from "./nft.ts";
+import {
+  ACCEPT,
+  addressMatch,
+  commentMatch,
+  COUNTER,
+  encodeExpressions,
+  jumpTo,
+  masquerade,
+} from "./nft_expr.ts";
 import type { TablePlan } from "./plan.ts";
 import { transact, type TransactOptions } from "./transaction.ts";
 import { validateAddress, validateCommentText } from "./validate.ts";
@@ -119,6 +128,67 @@ export function planIpMasqAdd(
 }
 
 /**
+ * {@linkcode planIpMasqAdd}'s rules for a new container's chain as
+ * iptables-nft encodes them: the chain's rules (each once) and then the
+ * `POSTROUTING` jumps, for `nftAppendRules`.
+ * @throws {RangeError} for what the encodings do not cover (a /0 subnet, a
+ * comment iptables would refuse).
+ */
+export function nftIpMasqRules(
+  addresses: readonly MasqAddress[],
+  options: { chain: string; comment: string },
+): { chain: string; expressions: Uint8Array }[] {
+  const comment = commentMatch(options.comment);
+  const chainRules = new Map<string, Uint8Array>();
+  const jumps: { chain: string; expressions: Uint8Array }[] = [];
+  for (const address of addresses) {
+    const { addr, prefix } = address;
+    const family = addr.family;
+    const bytes = ipToBytes(addr);
+    const rules = ipMasqRules(address, options);
+    const multicast = family === 4
+      ? Uint8Array.of(224, 0, 0, 0)
+      : Uint8Array.of(0xff, ...new Uint8Array(15));
+    const [accept, masq] = rules.chain.map(renderRule);
+    if (!chainRules.has(accept)) {
+      chainRules.set(
+        accept,
+        encodeExpressions([
+          ...addressMatch("destination", bytes, prefix),
+          comment,
+          COUNTER,
+          ACCEPT,
+        ]),
+      );
+    }
+    if (!chainRules.has(masq)) {
+      chainRules.set(
+        masq,
+        encodeExpressions([
+          ...addressMatch("destination", multicast, family === 4 ? 4 : 8, { negate: true }),
+          comment,
+          COUNTER,
+          masquerade(family),
+        ]),
+      );
+    }
+    jumps.push({
+      chain: "POSTROUTING",
+      expressions: encodeExpressions([
+        ...addressMatch("source", bytes, bytes.length * 8),
+        comment,
+        COUNTER,
+        jumpTo(options.chain),
+      ]),
+    });
+  }
+  return [
+    ...[...chainRules.values()].map((expressions) => ({ chain: options.chain, expressions })),
+    ...jumps,
+  ];
+}
+
+/**
  * Plans removal of a container's masquerading: every `POSTROUTING` jump into
  * its chain except those whose source holds an address of `keep` (addresses
  * another interface of the container still has: its interfaces on one
@@ -199,10 +269,29 @@ export async function setupIpMasq(
   const families = ([4, 6] as Family[]).filter((f) => parsed.some((a) => a.addr.family === f));
   const build = (plan: TablePlan, family: Family) =>
     planIpMasqAdd(plan, parsed.filter((a) => a.addr.family === family), { chain, comment });
+  // A new container's chain, its rules and its jumps go in one nf_tables transaction of our own
+  // (no tool to start); where the chain exists (a repeated ADD) the kernel refuses it whole.
+  const rest = families.filter((family) => {
+    if (!usesNftables(family)) return true;
+    const own = parsed.filter((a) => a.addr.family === family);
+    let rules;
+    try {
+      rules = nftIpMasqRules(own, { chain, comment });
+    } catch {
+      return true; // a rule these encodings do not cover (prefix 0): the tool writes it
+    }
+    return execer.nftAppendRules?.({
+      family: nftFamilyOf(family),
+      table: "nat",
+      newChains: [chain],
+      rules,
+    }) !== true;
+  });
+  if (rest.length === 0) return;
   await transact("nat", build, {
     ...options,
     execer,
-    families,
+    families: rest,
     // A new container has no chain yet, so nothing needs reading: the chain's `-N` fails the
     // batch when it exists (a repeated ADD), and POSTROUTING is listed after all.
     unlisted: { assume: () => new Map([["POSTROUTING", []]]), build },

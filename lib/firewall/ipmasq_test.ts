@@ -1,8 +1,11 @@
 import { assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { parseIp } from "../ip/cidr.ts";
-import { createNetns, ROOT, sh } from "../testing/netns.ts";
+import { decodeRawAttrs } from "../netlink/codec.ts";
+import { withNetns } from "../sys/netns.ts";
+import { createNetns, ROOT, sh, type TestNetns } from "../testing/netns.ts";
 import { type Execer, RecordingExecer } from "./exec.ts";
-import { parseSave, RestoreBatch } from "./iptables.ts";
+import { parseSave, RestoreBatch, usesNftables } from "./iptables.ts";
+import { nftRulePayloads } from "./nfnetlink.ts";
 import {
   ipMasqChainName,
   ipMasqComment,
@@ -262,5 +265,92 @@ Deno.test({
     // A link on another network keeps 10.99.0.5, whose jump goes into another chain: no tool.
     assertEquals(await run('addresses, keep: ["10.99.0.5/24"]'), []);
     assertEquals((await saves()).includes('id: \\"abc123\\"'), false);
+  },
+});
+
+/** Every rule of `chains` in `ns`'s nat tables as nf_tables dumps it, handles and positions left out. */
+function natDump(ns: TestNetns, chains: string[]): string[] {
+  return withNetns(
+    ns.path,
+    () =>
+      ["ip", "ip6"].flatMap((family) =>
+        chains.flatMap((chain) =>
+          nftRulePayloads(family, "nat", chain).map((payload) =>
+            `${family} ${chain}: ` +
+            decodeRawAttrs(payload.subarray(4))
+              .filter((attr) => ![3, 6].includes(attr.type & 0x3fff)) // NFTA_RULE_HANDLE, _POSITION
+              .map((attr) => `${attr.type & 0x3fff}:${[...attr.data].join(",")}`).join(" ")
+          )
+        )
+      ),
+  );
+}
+
+Deno.test({
+  name:
+    "setupIpMasq() of a new container needs no tool where the nat tables exist, byte for byte the rules iptables makes; a repeated ADD goes to the tool (kernel)",
+  ignore: !ROOT,
+  async fn() {
+    // Byte-aligned and other prefixes, both families, two containers.
+    const containers: [string, string[]][] = [
+      ["abc123", ["10.77.0.2/24", "fd77::2/64"]],
+      ["other", ["172.26.64.5/20", "fd78:0:0:10::5/60"]],
+    ];
+    const here = (file: string) => new URL(file, import.meta.url).href;
+    const setup = async (ns: TestNetns, toolOnly: boolean) => {
+      const calls: string[][] = [];
+      // The node's first container (its ADD makes the nat tables), two more, one ADD repeated.
+      const first: [string, string[]] = ["first", ["10.77.0.9/24", "fd77::9/64"]];
+      for (const [id, addresses] of [first, ...containers, containers[0]]) {
+        const out = await sh("ip", [
+          ...["netns", "exec", ns.name, Deno.execPath(), "eval"],
+          `import { setupIpMasq } from "${here("./ipmasq.ts")}";
+          import { defaultExecer, RecordingExecer } from "${here("./exec.ts")}";
+          // Tool only: an execer that can start tools and nothing else.
+          const execer = new RecordingExecer(${
+            toolOnly ? "{ run: (c, a, o) => defaultExecer().run(c, a, o) }" : "defaultExecer()"
+          });
+          await setupIpMasq("mynet", ${
+            JSON.stringify(addresses)
+          }, { containerId: "${id}", execer });
+          console.log(JSON.stringify(execer.calls.map((c) => c.cmd)));`,
+        ]);
+        assertEquals(out.code, 0, out.stderr);
+        calls.push(JSON.parse(out.stdout));
+      }
+      const chains = [
+        "POSTROUTING",
+        ...await Promise.all(
+          [first, ...containers].map(([id]) => ipMasqChainName("mynet", id)),
+        ),
+      ];
+      const save = (await ns.exec("iptables-save", ["-t", "nat"])).stdout +
+        (await ns.exec("ip6tables-save", ["-t", "nat"])).stdout;
+      return { calls, dump: natDump(ns, chains), save: save.replace(/^#.*\n/gm, "") };
+    };
+    await using oursNs = await createNetns("cbx-fw");
+    await using toolNs = await createNetns("cbx-fw");
+    const ours = await setup(oursNs, false);
+    const tool = await setup(toolNs, true);
+    const restores = (calls: string[]) => calls.filter((c) => c.endsWith("-restore")).length;
+    assertEquals(restores(ours.calls[0]), 2); // no nat tables yet: the tool makes them
+    if (usesNftables(4) && usesNftables(6)) {
+      // Two new containers without a tool; the repeated ADD's chain exists: the tool's path
+      // (per family, its unlisted batch is refused on `-N`, then POSTROUTING is listed).
+      assertEquals(ours.calls.slice(1, 3), [[], []]);
+      assertEquals(restores(ours.calls[3]), 4);
+    }
+    assertEquals(tool.calls[0].sort(), ["ip6tables-restore", "iptables-restore"]);
+    assertEquals(ours.dump, tool.dump);
+    assertEquals(ours.save, tool.save);
+    assertMatch(ours.save, /-A CNI-\w+ -d 172\.26\.64\.0\/20 -m comment .* -j ACCEPT/);
+    // The reference's teardown deletes by rule text: iptables finds ours.
+    const chain = await ipMasqChainName("mynet", "other");
+    const jump = ["-s", "172.26.64.5/32", "-m", "comment", "--comment"];
+    const deleted = await oursNs.exec("iptables", [
+      ...["-t", "nat", "-D", "POSTROUTING", ...jump, ipMasqComment("mynet", "other")],
+      ...["-j", chain],
+    ]);
+    assertEquals(deleted.code, 0, deleted.stderr);
   },
 });
