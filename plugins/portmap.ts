@@ -43,7 +43,6 @@ import {
   NFT_HOSTPORT_TABLE,
   NFT_OWNED_CHAINS,
   nftHostportAdd,
-  nftHostportAppend,
   OLD_HOSTPORT_SNAT_CHAIN,
   planHostportAdd,
   planHostportAddScoped,
@@ -570,38 +569,27 @@ export function portmapFuncs(deps: PortmapDeps = {}): PluginFuncs {
             const shared = {
               markBit: conf.externalSetMarkChain === undefined ? conf.markBit : undefined,
             };
-            // A new container on a node whose shared rules are in place: its chain and rules
-            // go in one nf_tables transaction of our own, no tool to start. Anything else (the
-            // node's first ADD, a repeated ADD, a shared rule missing or of another shape, the
-            // legacy backend) is refused whole, and the tool's path below does it.
-            const rest = [...perFamily.keys()].filter((family) => {
-              if (!usesNftables(family)) return true;
-              const append = nftHostportAppend(perFamily.get(family)!, family, shared);
-              return append === undefined || execer().nftAppendRules?.(append) !== true;
+            await transact("nat", (plan, family) => {
+              planHostportAdd(plan, perFamily.get(family)!, shared);
+            }, {
+              ...tx,
+              execer: execer(),
+              families: [...perFamily.keys()],
+              // Nothing is listed when the node is as expected: the container chain's `-N` and
+              // the shared rules' `-C` guards refuse the batch otherwise. Then only
+              // CNI-HOSTPORT-DNAT is listed, unless a shared rule is missing.
+              unlisted: {
+                // Its other containers' entries do not matter: only jumps to this chain are read.
+                assume: () => new Map(SCOPED_ADD_CHAINS.map((chain) => [chain, []])),
+                build: (plan, family) =>
+                  planHostportAddScoped(plan, perFamily.get(family)!, shared),
+              },
+              scoped: {
+                chains: SCOPED_ADD_CHAINS,
+                build: (plan, family) =>
+                  planHostportAddScoped(plan, perFamily.get(family)!, shared),
+              },
             });
-            if (rest.length > 0) {
-              await transact("nat", (plan, family) => {
-                planHostportAdd(plan, perFamily.get(family)!, shared);
-              }, {
-                ...tx,
-                execer: execer(),
-                families: rest,
-                // Nothing is listed when the node is as expected: the container chain's `-N` and
-                // the shared rules' `-C` guards refuse the batch otherwise. Then only
-                // CNI-HOSTPORT-DNAT is listed, unless a shared rule is missing.
-                unlisted: {
-                  // Its other containers' entries do not matter: only jumps to this chain are read.
-                  assume: () => new Map(SCOPED_ADD_CHAINS.map((chain) => [chain, []])),
-                  build: (plan, family) =>
-                    planHostportAddScoped(plan, perFamily.get(family)!, shared),
-                },
-                scoped: {
-                  chains: SCOPED_ADD_CHAINS,
-                  build: (plan, family) =>
-                    planHostportAddScoped(plan, perFamily.get(family)!, shared),
-                },
-              });
-            }
           } catch (error) {
             // One family may have succeeded; leave nothing half-done behind.
             await iptablesTeardown(args, { only: [...perFamily.keys()] }).catch(() => {});

@@ -10,10 +10,8 @@ import { parseNetConf } from "../lib/cni/config.ts";
 import type { CmdArgs, Command, Result } from "../lib/cni/types.ts";
 import { type ExecCall, RecordingExecer } from "../lib/firewall/exec.ts";
 import { formatIp } from "../lib/ip/cidr.ts";
-import { type Family, usesNftables } from "../lib/firewall/iptables.ts";
+import type { Family } from "../lib/firewall/iptables.ts";
 import { createNetns, ROOT } from "../lib/testing/netns.ts";
-import { nftTableDump } from "../lib/testing/nft_dump.ts";
-import { formatChainName } from "../lib/firewall/chain_name.ts";
 import {
   HAVE_REFERENCE,
   type PluginCall,
@@ -855,7 +853,7 @@ for (
 ) {
   Deno.test({
     name:
-      `portmap ADD of a second container on ${name}: no tool where intact, else at most CNI-HOSTPORT-DNAT listed before the whole table (kernel, reference)`,
+      `portmap ADD of a second container lists nothing on ${name}, at most CNI-HOSTPORT-DNAT before the whole table (kernel, reference)`,
     ignore: !REF,
     async fn() {
       const extra = (port: number, address: string) => ({
@@ -877,12 +875,8 @@ for (
       assertEquals(ours.save, ref.save);
       const calls = ours.calls.map((c) => [c.cmd, ...c.args]);
       if (!sabotage) {
-        // The fast way: where iptables-nft is the backend, one nf_tables transaction of our own
-        // (no tool at all); on the legacy backend one restore whose `-N` and `-C` lines hold.
-        assertEquals(
-          calls,
-          usesNftables(4) ? [] : [["iptables-restore", "--noflush", "-w", "5"]],
-        );
+        // The fast way: one restore whose `-N` and `-C` lines hold, nothing listed.
+        assertEquals(calls, [["iptables-restore", "--noflush", "-w", "5"]]);
       } else {
         // A guard refuses the unlisted try, then the scoped one; the whole table repairs it.
         assertEquals(calls, [
@@ -1282,78 +1276,5 @@ Deno.test({
     assertEquals((await host.exec("nft", ["list", "ruleset"])).stdout.includes("abc123"), false);
     const check = await runOurs(host, pmCall("CHECK", extra));
     assertEquals(JSON.parse(check.stdout).msg, 'missing hostport rules in "hostports" chain');
-  },
-});
-
-for (
-  const [name, extra] of [
-    ["dual stack, host IPs of both families", {}],
-    ["snat off", { snat: false }],
-    ["mark bit 5", { markMasqBit: 5 }],
-  ] as [string, Record<string, unknown>][]
-) {
-  Deno.test({
-    name:
-      `portmap ADD of a new container writes its rules without a tool, byte for byte as iptables does, and the reference's DEL removes them: ${name} (kernel, reference)`,
-    ignore: !REF,
-    async fn() {
-      const call = (verb: PluginCall["command"], id: string, addresses: string[]) =>
-        pmCall(verb, {
-          ...extra,
-          runtimeConfig: { portMappings: MAPPINGS },
-          prevResult: prevResult(addresses),
-        }, id);
-      const second = ["10.77.0.4/24", "fd77::4/64"];
-      const run = async (adder: typeof runOurs) => {
-        await using host = await createNetns("cbx-fw");
-        // The node's first container: the shared chains and jumps, made by the reference.
-        assertEquals(
-          (await runReference(host, call("ADD", "c1", ["10.77.0.3/24", "fd77::3/64"]))).code,
-          0,
-        );
-        const add = await adder(host, call("ADD", "c2", second));
-        assertEquals(add.code, 0, add.stderr);
-        const afterAdd = { save: await saves(host), dump: await nftTableDump(host, "nat") };
-        assertEquals((await runReference(host, call("DEL", "c2", second))).code, 0);
-        return { calls: add.calls.map((c) => c.cmd), afterAdd, afterDel: await saves(host) };
-      };
-      const ours = await run(runOurs);
-      const reference = await run(runReference);
-      assertEquals(ours.calls, usesNftables(4) && usesNftables(6) ? [] : ours.calls);
-      assertEquals(ours.afterAdd, reference.afterAdd);
-      assertStringIncludes(ours.afterAdd.save, "--to-destination [fd77::4]:9000");
-      assertEquals(ours.afterDel, reference.afterDel);
-    },
-  });
-}
-
-Deno.test({
-  name:
-    "portmap ADD with masqAll (HEAD only) writes the same bytes without a tool as through iptables-restore (kernel)",
-  ignore: !ROOT,
-  async fn() {
-    await using host = await createNetns("cbx-fw");
-    // Same addresses for both: the rules differ only in the chain they sit in.
-    const call = (id: string) =>
-      pmCall("ADD", {
-        masqAll: true,
-        runtimeConfig: { portMappings: MAPPINGS },
-        prevResult: prevResult(["10.77.0.3/24", "fd77::3/64"]),
-      }, id);
-    const first = await runOurs(host, call("c1")); // the node's first ADD: the tools
-    assert(first.calls.some((c) => c.cmd === "iptables-restore"));
-    const second = await runOurs(host, call("c2"));
-    assertEquals(second.code, 0, second.stderr);
-    if (usesNftables(4) && usesNftables(6)) assertEquals(second.calls, []);
-    const chainOf = (id: string) => formatChainName("mynet", id, { prefix: "DN-" });
-    const [c1, c2] = await Promise.all([chainOf("c1"), chainOf("c2")]);
-    const dump = await nftTableDump(host, "nat");
-    const rulesOf = (chain: string) =>
-      dump.filter((line) => line.split(": ")[0].endsWith(` ${chain}`))
-        .map((line) => line.replace(/^(ip6?) \S+: 1:\S+ 2:\S+ /, "$1 "));
-    assertEquals(rulesOf(c2), rulesOf(c1));
-    // Per family three mappings apply (the fourth's host IP is of the other family), each a
-    // mark rule without `-s` and a DNAT rule.
-    assertEquals(rulesOf(c1).length, 12);
   },
 });

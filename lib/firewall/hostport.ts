@@ -10,8 +10,6 @@
 import { cidrOf, formatIp, inetNtop, type IpAddress, networkAddress } from "../ip/cidr.ts";
 import { nftFamilyOf, type Rule } from "./iptables.ts";
 import type { NftTransaction } from "./nft.ts";
-import { type AppendRulesSpec, payloadHolds, ruleExpressionList } from "./nfnetlink.ts";
-import { encodeIptablesRule, sameExpressions } from "./nft_expr.ts";
 import { sameRule, TablePlan } from "./plan.ts";
 import type { PortProtocol } from "./validate.ts";
 
@@ -475,54 +473,3 @@ export function nftHostportAdd(tx: NftTransaction, spec: NftHostportSpec): void 
 
 /** Rules of `cni_hostport` chains that a container owns (comment = container id). */
 export const NFT_OWNED_CHAINS = ["hostports", "hostip_hostports", "masquerading"] as const;
-
-/**
- * A new container's ADD for one family as one nf_tables transaction of its
- * own (`nftAppendRules`): its chain, the chain's rules and its entry rules,
- * encoded as iptables-nft encodes them, ready where each shared rule that
- * {@linkcode planHostportAddScoped} guards with `-C` is there as iptables
- * would have made it. Undefined where a rule takes a shape the encodings do
- * not cover (conditions, SCTP, …): the tool writes it then.
- */
-export function nftHostportAppend(
-  spec: HostportSpec,
-  family: 4 | 6,
-  options: HostportAddOptions = {},
-): AppendRulesSpec | undefined {
-  if (spec.conditions.length > 0) return undefined;
-  const encode = (chain: string, rules: Rule[]) =>
-    rules.map((rule) => ({ chain, target: rule.at(-1)!, ...encodeIptablesRule(rule, family) }));
-  const rules = [
-    ...encode(spec.chain, dnatRules(spec)),
-    ...encode(HOSTPORT_DNAT_CHAIN, dnatEntryRules(spec)),
-  ];
-  const guards = encode("PREROUTING", [dnatJumpRule()]).concat(encode("OUTPUT", [dnatJumpRule()]));
-  if (spec.snat && options.markBit !== undefined) {
-    guards.push(
-      ...encode(HOSTPORT_SETMARK_CHAIN, [setMarkRule(options.markBit)]),
-      ...encode(HOSTPORT_MASQ_CHAIN, [masqRule(options.markBit)]),
-      ...encode("POSTROUTING", [masqJumpRule()]),
-    );
-  }
-  if ([...rules, ...guards].some((rule) => rule.expressions === undefined)) return undefined;
-  return {
-    family: nftFamilyOf(family),
-    table: "nat",
-    newChains: [spec.chain],
-    rules: rules.map(({ chain, expressions, protocol }) => ({
-      chain,
-      expressions: expressions!,
-      protocol,
-    })),
-    ready: (rulesOf) =>
-      guards.every(({ chain, target, expressions }) => {
-        // POSTROUTING holds a rule per masqueraded container: decode only those naming the
-        // jump's target (a jump holds its target's name; a miss is certain, a hit is checked).
-        const name = target.includes("-") ? new TextEncoder().encode(target + "\0") : undefined;
-        return rulesOf(chain).some((payload) =>
-          (name === undefined || payloadHolds(payload, name)) &&
-          sameExpressions(ruleExpressionList(payload), expressions!)
-        );
-      }),
-  };
-}

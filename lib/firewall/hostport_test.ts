@@ -1,26 +1,19 @@
 import { assertEquals } from "@std/assert";
 import { parseIp } from "../ip/cidr.ts";
-import { encodeRawAttrs } from "../netlink/codec.ts";
-import { parseSave, renderRule, RestoreBatch, type Rule } from "./iptables.ts";
-import { encodeIptablesRule } from "./nft_expr.ts";
+import { parseSave, renderRule, RestoreBatch } from "./iptables.ts";
 import { NftTransaction } from "./nft.ts";
 import { TablePlan } from "./plan.ts";
 import {
   checkHostport,
   dnatComment,
   dnatEntryRules,
-  dnatJumpRule,
   dnatRules,
   type HostportSpec,
   markValue,
-  masqJumpRule,
-  masqRule,
   nftHostportAdd,
-  nftHostportAppend,
   planHostportAdd,
   planHostportDel,
   type PortMapping,
-  setMarkRule,
   sharedRulesSingle,
 } from "./hostport.ts";
 
@@ -302,55 +295,4 @@ Deno.test("sharedRulesSingle() is false as soon as one shared rule may be double
   assertEquals(single(doubled("CNI-HOSTPORT-MASQ", []), false), true);
   const external = doubled("POSTROUTING", ["CNI-HOSTPORT-MASQ"]);
   assertEquals(sharedRulesSingle(viewOf(external), { snat: true }), true);
-});
-
-/** `NFT_MSG_NEWRULE` payloads of rules, as a dump of `chain` would hold them. */
-function dumpOf(rules: Rule[], family: 4 | 6): Uint8Array[] {
-  return rules.map((rule) =>
-    Uint8Array.of(
-      family === 4 ? 2 : 10,
-      0,
-      0,
-      0,
-      ...encodeRawAttrs([{ type: 4, data: encodeIptablesRule(rule, family)!.expressions }]),
-    )
-  );
-}
-
-Deno.test("nftHostportAppend() is ready only where every shared rule is there as iptables makes it", () => {
-  const append = nftHostportAppend(spec("10.77.0.3", 24), 4, { markBit: 13 })!;
-  assertEquals(append.newChains, [CHAIN]);
-  // The container chain's 9 rules, then the two entry rules (tcp, udp).
-  assertEquals(append.rules.map((r) => r.chain), [
-    ...Array(9).fill(CHAIN),
-    "CNI-HOSTPORT-DNAT",
-    "CNI-HOSTPORT-DNAT",
-  ]);
-  assertEquals(append.rules.at(-1)!.protocol, 17);
-  const intact: Record<string, Rule[]> = {
-    PREROUTING: [dnatJumpRule()],
-    OUTPUT: [["-j", "KUBE-SERVICES"], dnatJumpRule()],
-    POSTROUTING: [masqJumpRule()],
-    "CNI-HOSTPORT-SETMARK": [setMarkRule(13)],
-    "CNI-HOSTPORT-MASQ": [masqRule(13)],
-  };
-  const view = (chains: Record<string, Rule[]>) => (chain: string) =>
-    dumpOf((chains[chain] ?? []).filter((rule) => encodeIptablesRule(rule, 4)), 4);
-  assertEquals(append.ready!(view(intact)), true);
-  assertEquals(append.ready!(view({ ...intact, OUTPUT: [] })), false);
-  // The mark rule of another mark bit is not this config's: the tool adds this one.
-  assertEquals(append.ready!(view({ ...intact, "CNI-HOSTPORT-SETMARK": [setMarkRule(5)] })), false);
-  assertEquals(append.ready!(view({ ...intact, "CNI-HOSTPORT-MASQ": [] })), false);
-  // Without snat the mark chains are not needed.
-  const noSnat = nftHostportAppend(spec("10.77.0.3", 24, { snat: false }), 4, { markBit: 13 })!;
-  assertEquals(noSnat.ready!(view({ PREROUTING: intact.PREROUTING, OUTPUT: intact.OUTPUT })), true);
-});
-
-Deno.test("nftHostportAppend() leaves conditions and SCTP to the tool", () => {
-  assertEquals(
-    nftHostportAppend(spec("10.77.0.3", 24, { conditions: ["-i", "eth0"] }), 4),
-    undefined,
-  );
-  const sctp: PortMapping[] = [{ hostPort: 9, containerPort: 9, protocol: "sctp" }];
-  assertEquals(nftHostportAppend(spec("10.77.0.3", 24, { mappings: sctp }), 4), undefined);
 });

@@ -55,9 +55,6 @@ const NFTA_CHAIN_NAME = 3;
 const NFTA_RULE_TABLE = 1;
 const NFTA_RULE_CHAIN = 2;
 const NFTA_RULE_EXPRESSIONS = 4;
-const NFTA_RULE_COMPAT = 5;
-const NFTA_RULE_COMPAT_PROTO = 1;
-const NFTA_RULE_COMPAT_FLAGS = 2;
 const NFTA_LIST_ELEM = 1;
 const NFTA_EXPR_NAME = 1;
 const NFTA_EXPR_DATA = 2;
@@ -323,12 +320,8 @@ export interface AppendRulesSpec {
   table: string;
   /** User chains to create first (`-N`): the batch is refused if one exists. @default {[]} */
   newChains?: readonly string[];
-  /**
-   * The rules to append (`-A`), in order, each as `encodeExpressions` made
-   * it, with its `-p` protocol number if it has one (xt matches such as
-   * multiport check it, as they do in iptables).
-   */
-  rules: readonly { chain: string; expressions: Uint8Array; protocol?: number }[];
+  /** The rules to append (`-A`), in order, each as `encodeExpressions` made it. */
+  rules: readonly { chain: string; expressions: Uint8Array }[];
   /**
    * Whether the table, as read at the generation the batch then carries, is
    * as the caller needs it (e.g. shared jumps in place, no copy of the rules
@@ -368,13 +361,6 @@ export function nftAppendRules(spec: AppendRulesSpec): boolean {
           { type: NFTA_RULE_TABLE, data: cstr(spec.table) },
           { type: NFTA_RULE_CHAIN, data: cstr(rule.chain) },
           { type: NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, data: rule.expressions },
-          ...(rule.protocol === undefined ? [] : [{
-            type: NFTA_RULE_COMPAT | NLA_F_NESTED,
-            data: encodeRawAttrs([
-              { type: NFTA_RULE_COMPAT_PROTO, data: u32be(rule.protocol) },
-              { type: NFTA_RULE_COMPAT_FLAGS, data: u32be(0) },
-            ]),
-          }]),
         ]),
         flags: NLM_F_CREATE | NLM_F_APPEND,
       })),
@@ -396,16 +382,6 @@ export function nftAppendRules(spec: AppendRulesSpec): boolean {
 }
 
 const cstr = (text: string) => new TextEncoder().encode(text + "\0");
-const u32be = (value: number) => {
-  const data = new Uint8Array(4);
-  new DataView(data.buffer).setUint32(0, value);
-  return data;
-};
-
-/** The `NFTA_RULE_EXPRESSIONS` list of one `NFT_MSG_NEWRULE` payload (nfgenmsg + attributes). */
-export function ruleExpressionList(payload: Uint8Array): Uint8Array {
-  return attrOf(payload.subarray(4), NFTA_RULE_EXPRESSIONS)?.data ?? new Uint8Array();
-}
 
 function command(proto: number, type: number, attrs: RawAttr[]) {
   return {

@@ -1,15 +1,12 @@
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assertEquals, assertThrows } from "@std/assert";
 import { decodeRawAttrs } from "../netlink/codec.ts";
 import {
   addressMatch,
   commentMatch,
-  decodeExpressions,
   encodeExpressions,
-  encodeIptablesRule,
   type ExpressionSpec,
   jumpTo,
   masquerade,
-  sameExpressions,
 } from "./nft_expr.ts";
 
 const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -90,113 +87,4 @@ Deno.test("jumpTo() and masquerade() are the verdict and xt target iptables-nft 
   // The whole rule list round-trips through the attribute codec.
   const list = decodeRawAttrs(encodeExpressions([jumpTo("A"), masquerade(6)]));
   assertEquals(list.map((a) => a.type), [0x8001, 0x8001]);
-});
-
-Deno.test("encodeIptablesRule() covers portmap's and the masquerade's shapes, and only those", () => {
-  const covered: [string[], 4 | 6][] = [
-    [[
-      "-s",
-      "10.77.0.0/24",
-      "-p",
-      "tcp",
-      "-m",
-      "tcp",
-      "--dport",
-      "8080",
-      "-j",
-      "CNI-HOSTPORT-SETMARK",
-    ], 4],
-    [[
-      "-d",
-      "2001:db8::10/128",
-      "-p",
-      "udp",
-      "-m",
-      "udp",
-      "--dport",
-      "53",
-      "-j",
-      "DNAT",
-      "--to-destination",
-      "[fd77::3]:53",
-    ], 6],
-    [[
-      "-p",
-      "tcp",
-      "-m",
-      "comment",
-      "--comment",
-      "dnat x",
-      "-m",
-      "multiport",
-      "--dports",
-      "80,443",
-      "-j",
-      "CNI-DN-x",
-    ], 4],
-    [["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"], 4],
-    [["-m", "mark", "--mark", "0x2000/0x2000", "-j", "MASQUERADE"], 6],
-    [["-m", "comment", "--comment", "c", "-j", "MARK", "--set-xmark", "0x20/0x20"], 4],
-    [["!", "-d", "224.0.0.0/4", "-j", "ACCEPT"], 4],
-  ];
-  for (const [rule, family] of covered) assert(encodeIptablesRule(rule, family), rule.join(" "));
-  const tcp = encodeIptablesRule(covered[0][0], 4)!;
-  assertEquals(tcp.protocol, 6);
-  // protocol, source, port match, counter, jump: iptables-nft's order, whatever the tokens'.
-  assertEquals(decodeExpressions(tcp.expressions).map((e) => e.name), [
-    "meta",
-    "cmp",
-    "payload",
-    "cmp",
-    "payload",
-    "cmp",
-    "counter",
-    "immediate",
-  ]);
-  const uncovered: [string[], 4 | 6][] = [
-    [["-p", "sctp", "-m", "sctp", "--dport", "80", "-j", "CNI-DN-x"], 4], // compat sctp match
-    [["-i", "eth0", "-j", "CNI-DN-x"], 4], // conditions of any kind
-    [["!", "-p", "tcp", "-j", "CNI-DN-x"], 4],
-    [["-p", "tcp", "-m", "udp", "--dport", "80", "-j", "CNI-DN-x"], 4],
-    [["-p", "tcp", "-m", "multiport", "--dports", Array(16).fill("1").join(","), "-j", "CNI-X"], 4],
-    [["-j", "RETURN"], 4], // a verdict, not a chain
-    [["-d", "10.0.0.1/32", "-j", "DNAT", "--to-destination", "10.0.0.2"], 4], // no port
-    [["-d", "::ffff:10.0.0.1/128", "-j", "ACCEPT"], 6], // an embedded IPv4 form
-    [["-d", "10.0.0.1/32", "-j", "ACCEPT"], 6], // the other family
-    [["-s", "0.0.0.0/0", "-j", "ACCEPT"], 4], // iptables writes no match at all
-    [["-s", "10.0.0.1", "-j", "ACCEPT", "extra"], 4],
-  ];
-  for (const [rule, family] of uncovered) {
-    assertEquals(encodeIptablesRule(rule, family), undefined, rule.join(" "));
-  }
-});
-
-Deno.test("sameExpressions() ignores counter values, nest flags and a default bitwise op, nothing else", () => {
-  const rule = ["-m", "mark", "--mark", "0x2000/0x2000", "-j", "MASQUERADE"];
-  const ours = encodeIptablesRule(rule, 4)!.expressions;
-  // What a dump shows: counters counting, no NLA_F_NESTED, bitwise op 0 (NFT_BITWISE_BOOL).
-  const dumped = encodeExpressions(
-    decodeExpressions(ours).map((e) => ({
-      name: e.name,
-      attrs: [
-        ...[...e.attrs].map(([type, data]) => ({
-          type,
-          data: e.name === "counter" ? Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 9) : data,
-        })),
-        ...(e.name === "bitwise" ? [{ type: 6, data: new Uint8Array(4) }] : []),
-      ],
-    })),
-  );
-  assert(sameExpressions(dumped, ours));
-  assertEquals(
-    sameExpressions(encodeIptablesRule(rule.with(3, "0x20/0x20"), 4)!.expressions, ours),
-    false,
-  );
-  assertEquals(
-    sameExpressions(
-      encodeIptablesRule([...rule.slice(0, 4), "-j", "ACCEPT"], 4)!.expressions,
-      ours,
-    ),
-    false,
-  );
 });
