@@ -12,10 +12,8 @@ import {
   removeRecord,
   writeRecord,
 } from "../lib/firewall/records.ts";
-import { nftRulePayloads } from "../lib/firewall/nfnetlink.ts";
-import { decodeRawAttrs } from "../lib/netlink/codec.ts";
-import { withNetns } from "../lib/sys/netns.ts";
-import { createNetns, ROOT, type TestNetns } from "../lib/testing/netns.ts";
+import { createNetns, ROOT } from "../lib/testing/netns.ts";
+import { nftTableDump } from "../lib/testing/nft_dump.ts";
 import {
   HAVE_REFERENCE,
   type PluginCall,
@@ -629,24 +627,6 @@ Deno.test({
   },
 });
 
-/**
- * Every rule of CNI-FORWARD in both families as nf_tables dumps it, without
- * the handle and position attributes (which differ between namespaces).
- */
-function forwardDump(host: TestNetns): string[] {
-  return withNetns(
-    host.path,
-    () =>
-      ["ip", "ip6"].flatMap((family) =>
-        nftRulePayloads(family, "filter", "CNI-FORWARD").map((payload) =>
-          decodeRawAttrs(payload.subarray(4))
-            .filter((attr) => ![3, 6].includes(attr.type & 0x3fff)) // NFTA_RULE_HANDLE, _POSITION
-            .map((attr) => `${attr.type}:${[...attr.data].join(",")}`).join(" ")
-        )
-      ),
-  );
-}
-
 Deno.test({
   name:
     "firewall ADD appends the rules without a tool where the shared rules are in place, byte for byte as iptables makes them (kernel, reference)",
@@ -659,7 +639,7 @@ Deno.test({
       assertEquals((await runReference(host, first)).code, 0);
       const add = await adder(host, fwCall("ADD", secondConf, "c2"));
       assertEquals(add.code, 0, add.stderr);
-      const afterAdd = { save: await saves(host), dump: forwardDump(host) };
+      const afterAdd = { save: await saves(host), dump: await nftTableDump(host, "filter") };
       // The reference's DEL finds and removes them (a node switching back).
       assertEquals((await runReference(host, fwCall("DEL", secondConf, "c2"))).code, 0);
       return { calls: add.calls.map((c) => c.cmd), afterAdd, afterDel: await saves(host) };

@@ -1,11 +1,9 @@
 import { assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { parseIp } from "../ip/cidr.ts";
-import { decodeRawAttrs } from "../netlink/codec.ts";
-import { withNetns } from "../sys/netns.ts";
 import { createNetns, ROOT, sh, type TestNetns } from "../testing/netns.ts";
+import { nftTableDump } from "../testing/nft_dump.ts";
 import { type Execer, RecordingExecer } from "./exec.ts";
 import { parseSave, RestoreBatch, usesNftables } from "./iptables.ts";
-import { nftRulePayloads } from "./nfnetlink.ts";
 import {
   ipMasqChainName,
   ipMasqComment,
@@ -268,24 +266,6 @@ Deno.test({
   },
 });
 
-/** Every rule of `chains` in `ns`'s nat tables as nf_tables dumps it, handles and positions left out. */
-function natDump(ns: TestNetns, chains: string[]): string[] {
-  return withNetns(
-    ns.path,
-    () =>
-      ["ip", "ip6"].flatMap((family) =>
-        chains.flatMap((chain) =>
-          nftRulePayloads(family, "nat", chain).map((payload) =>
-            `${family} ${chain}: ` +
-            decodeRawAttrs(payload.subarray(4))
-              .filter((attr) => ![3, 6].includes(attr.type & 0x3fff)) // NFTA_RULE_HANDLE, _POSITION
-              .map((attr) => `${attr.type & 0x3fff}:${[...attr.data].join(",")}`).join(" ")
-          )
-        )
-      ),
-  );
-}
-
 Deno.test({
   name:
     "setupIpMasq() of a new container needs no tool where the nat tables exist, byte for byte the rules iptables makes; a repeated ADD goes to the tool (kernel)",
@@ -318,15 +298,9 @@ Deno.test({
         assertEquals(out.code, 0, out.stderr);
         calls.push(JSON.parse(out.stdout));
       }
-      const chains = [
-        "POSTROUTING",
-        ...await Promise.all(
-          [first, ...containers].map(([id]) => ipMasqChainName("mynet", id)),
-        ),
-      ];
       const save = (await ns.exec("iptables-save", ["-t", "nat"])).stdout +
         (await ns.exec("ip6tables-save", ["-t", "nat"])).stdout;
-      return { calls, dump: natDump(ns, chains), save: save.replace(/^#.*\n/gm, "") };
+      return { calls, dump: await nftTableDump(ns, "nat"), save: save.replace(/^#.*\n/gm, "") };
     };
     await using oursNs = await createNetns("cbx-fw");
     await using toolNs = await createNetns("cbx-fw");
