@@ -245,8 +245,10 @@ export interface IpMasqOptions extends Partial<Omit<TransactOptions, "families">
 
 /**
  * Installs masquerading for a container's addresses (`ip/len` as in the
- * result). iptables: one save + one restore per family present; nftables:
- * one listing + one `nft -f`.
+ * result). iptables: a new container's chain, rules and jumps in one
+ * nf_tables transaction of our own per family where iptables-nft has the
+ * nat table, else one restore per family (listing `POSTROUTING` only when
+ * the chain exists); nftables: one listing + one `nft -f`.
  *
  * @example Usage
  * ```ts ignore
