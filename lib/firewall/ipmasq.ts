@@ -140,7 +140,7 @@ export function nftIpMasqRules(
 ): { chain: string; expressions: Uint8Array }[] {
   const comment = commentMatch(options.comment);
   const chainRules = new Map<string, Uint8Array>();
-  const jumps: { chain: string; expressions: Uint8Array }[] = [];
+  const jumps: { host: string; chain: string; expressions: Uint8Array }[] = [];
   for (const address of addresses) {
     const { addr, prefix } = address;
     const family = addr.family;
@@ -172,7 +172,11 @@ export function nftIpMasqRules(
         ]),
       );
     }
+    // One jump per host address, as the tool's `ensureRule` and the reference's AppendUnique
+    // leave it (an address can come twice, with two prefixes).
+    if (jumps.some((jump) => jump.host === inetNtop(addr))) continue;
     jumps.push({
+      host: inetNtop(addr),
       chain: "POSTROUTING",
       expressions: encodeExpressions([
         ...addressMatch("source", bytes, bytes.length * 8),
@@ -184,7 +188,7 @@ export function nftIpMasqRules(
   }
   return [
     ...[...chainRules.values()].map((expressions) => ({ chain: options.chain, expressions })),
-    ...jumps,
+    ...jumps.map(({ chain, expressions }) => ({ chain, expressions })),
   ];
 }
 

@@ -275,6 +275,8 @@ Deno.test({
     const containers: [string, string[]][] = [
       ["abc123", ["10.77.0.2/24", "fd77::2/64"]],
       ["other", ["172.26.64.5/20", "fd78:0:0:10::5/60"]],
+      // One address twice, with two prefixes: two ACCEPT rules, one jump.
+      ["twice", ["10.1.2.11/24", "10.1.2.11/16"]],
     ];
     const here = (file: string) => new URL(file, import.meta.url).href;
     const setup = async (ns: TestNetns, toolOnly: boolean) => {
@@ -311,8 +313,8 @@ Deno.test({
     if (usesNftables(4) && usesNftables(6)) {
       // Two new containers without a tool; the repeated ADD's chain exists: the tool's path
       // (per family, its unlisted batch is refused on `-N`, then POSTROUTING is listed).
-      assertEquals(ours.calls.slice(1, 3), [[], []]);
-      assertEquals(restores(ours.calls[3]), 4);
+      assertEquals(ours.calls.slice(1, 4), [[], [], []]);
+      assertEquals(restores(ours.calls[4]), 4);
     }
     assertEquals(tool.calls[0].sort(), ["ip6tables-restore", "iptables-restore"]);
     assertEquals(ours.dump, tool.dump);
