@@ -44,6 +44,7 @@ import {
   type IngressPolicy,
   nftContainerRuleExpressions,
   nftContainerRules,
+  nftSharedJumpsAsMade,
   planForwardAdd,
   planForwardAddUnlisted,
   planForwardDel,
@@ -287,6 +288,7 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
               .map((expressions) => ({ chain: FORWARD_CHAIN, expressions })),
             ready: (rulesOf) =>
               unlistedAddReady(nftRuleView(rulesOf), setup) &&
+              nftSharedJumpsAsMade(rulesOf, setup.adminChain) &&
               (deps.unlistedAddReady?.(family, setup) ?? true),
           }) !== true;
         })), tx);

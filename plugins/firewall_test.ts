@@ -886,3 +886,32 @@ Deno.test({
     assertEquals(v4.includes("10.77.0.4/32"), false);
   },
 });
+
+Deno.test({
+  name:
+    "firewall ADD after an operator reshaped the shared jumps puts the reference's back, as the reference does (kernel, reference)",
+  ignore: !REF,
+  async fn() {
+    const conf = (address: string) => ({ prevResult: prevResult([address]) });
+    const run = async (adder: typeof runOurs) => {
+      await using host = await createNetns("cbx-fw");
+      assertEquals((await runReference(host, fwCall("ADD", conf("10.77.0.3/24"), "c1"))).code, 0);
+      // Jumps an operator replaced: another shape, so not the reference's.
+      for (const args of [["FORWARD", "1", "-i", "cbxbr0"], ["CNI-FORWARD", "1"]]) {
+        const target = args[0] === "FORWARD" ? "CNI-FORWARD" : "CNI-ADMIN";
+        assertEquals((await host.exec("iptables", ["-R", ...args, "-j", target])).code, 0);
+      }
+      const add = await adder(host, fwCall("ADD", conf("10.77.0.4/24"), "c2"));
+      assertEquals(add.code, 0, add.stderr);
+      const check = await runReference(host, fwCall("CHECK", conf("10.77.0.4/24"), "c2"));
+      return { save: await saves(host), check: check.code };
+    };
+    const ours = await run(runOurs);
+    assertEquals(ours, await run(runReference));
+    assertEquals(ours.check, 0);
+    assertStringIncludes(
+      ours.save,
+      '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+    );
+  },
+});

@@ -8,14 +8,25 @@
  * @module
  */
 import { ipToBytes, parseCidr } from "../ip/cidr.ts";
-import { ACCEPT, addressMatch, COUNTER, encodeExpressions, xtMatch } from "./nft_expr.ts";
+import {
+  ACCEPT,
+  addressMatch,
+  commentMatch,
+  COUNTER,
+  encodeExpressions,
+  jumpTo,
+  sameExpressions,
+  xtMatch,
+} from "./nft_expr.ts";
 import { renderRule, type Rule } from "./iptables.ts";
 import {
   attrOf,
   cString,
   expressionVerdict,
+  jumpRules,
   payloadHolds,
   type RuleExpression,
+  ruleExpressionList,
   ruleExpressions,
 } from "./nfnetlink.ts";
 import type { TablePlan } from "./plan.ts";
@@ -345,4 +356,29 @@ export function nftContainerRuleExpressions(hostAddress: string): Uint8Array[] {
     ]),
     encodeExpressions([...addressMatch("source", address, prefixLength), COUNTER, ACCEPT]),
   ];
+}
+
+/**
+ * Whether the two shared jumps an ADD relies on are each there once and
+ * exactly as the reference makes them (comment included), in nf_tables'
+ * view (`rulesOf` gives a chain's `NFT_MSG_NEWRULE` payloads): what the
+ * tool's `-C` guards check. A jump an operator reshaped (another comment, an
+ * `-i` match) is not the reference's: the listed ADD puts the reference's
+ * back, as the reference's ADD does.
+ */
+export function nftSharedJumpsAsMade(
+  rulesOf: (chain: string) => readonly Uint8Array[],
+  adminChain: string,
+): boolean {
+  const exact = (chain: string, target: string, comment: string) => {
+    const jumps = jumpRules(rulesOf(chain), target);
+    return jumps.length === 1 &&
+      sameExpressions(
+        ruleExpressionList(jumps[0]),
+        encodeExpressions([commentMatch(comment), COUNTER, jumpTo(target)]),
+      );
+  };
+  // The texts of forwardJumpRule() and adminJumpRule().
+  return exact("FORWARD", FORWARD_CHAIN, forwardJumpRule()[3]) &&
+    exact(FORWARD_CHAIN, adminChain, adminJumpRule(adminChain)[3]);
 }

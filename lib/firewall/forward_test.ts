@@ -3,6 +3,7 @@ import { encodeRawAttrs } from "../netlink/codec.ts";
 import { NLA_F_NESTED } from "../netlink/consts.ts";
 import { parseSave, RestoreBatch } from "./iptables.ts";
 import { ruleExpressions } from "./nfnetlink.ts";
+import { commentMatch, COUNTER, encodeExpressions, jumpTo } from "./nft_expr.ts";
 import { TablePlan } from "./plan.ts";
 import {
   assumedForwardChains,
@@ -10,6 +11,7 @@ import {
   isolationRules,
   nftContainerRuleExpressions,
   nftContainerRules,
+  nftSharedJumpsAsMade,
   planForwardAdd,
   planForwardAddUnlisted,
   planForwardDel,
@@ -174,4 +176,39 @@ Deno.test("nftContainerRuleExpressions() encodes what nftContainerRules() recogn
 
 Deno.test("nftContainerRuleExpressions() refuses a network, which no container rule names", () => {
   assertThrows(() => nftContainerRuleExpressions("10.77.0.0/24"), RangeError, "10.77.0.0/24");
+});
+
+Deno.test("nftSharedJumpsAsMade() wants each shared jump once, with the reference's comment", () => {
+  const jump = (comment: string | undefined, target: string) =>
+    rulePayload(encodeExpressions([
+      ...(comment === undefined ? [] : [commentMatch(comment)]),
+      COUNTER,
+      jumpTo(target),
+    ]));
+  const forward = jump("CNI firewall plugin rules", "CNI-FORWARD");
+  const admin = jump("CNI firewall plugin admin overrides", "NOMAD-ADMIN");
+  const view = (chains: Record<string, Uint8Array[]>) => (chain: string) => chains[chain] ?? [];
+  assertEquals(
+    nftSharedJumpsAsMade(view({ FORWARD: [forward], "CNI-FORWARD": [admin] }), "NOMAD-ADMIN"),
+    true,
+  );
+  // Another admin chain than the config's, a bare jump, a doubled jump: not as made.
+  assertEquals(
+    nftSharedJumpsAsMade(view({ FORWARD: [forward], "CNI-FORWARD": [admin] }), "CNI-ADMIN"),
+    false,
+  );
+  assertEquals(
+    nftSharedJumpsAsMade(
+      view({ FORWARD: [jump(undefined, "CNI-FORWARD")], "CNI-FORWARD": [admin] }),
+      "NOMAD-ADMIN",
+    ),
+    false,
+  );
+  assertEquals(
+    nftSharedJumpsAsMade(
+      view({ FORWARD: [forward, forward], "CNI-FORWARD": [admin] }),
+      "NOMAD-ADMIN",
+    ),
+    false,
+  );
 });

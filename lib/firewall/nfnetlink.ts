@@ -383,6 +383,11 @@ export function nftAppendRules(spec: AppendRulesSpec): boolean {
 
 const cstr = (text: string) => new TextEncoder().encode(text + "\0");
 
+/** The `NFTA_RULE_EXPRESSIONS` list of one `NFT_MSG_NEWRULE` payload (nfgenmsg + attributes). */
+export function ruleExpressionList(payload: Uint8Array): Uint8Array {
+  return attrOf(payload.subarray(4), NFTA_RULE_EXPRESSIONS)?.data ?? new Uint8Array();
+}
+
 function command(proto: number, type: number, attrs: RawAttr[]) {
   return {
     type: (NFNL_SUBSYS_NFTABLES << 8) | type,
@@ -508,7 +513,7 @@ export function jumpsTo(payloads: readonly Uint8Array[], target: string): number
 }
 
 /** The rules of `payloads` that jump or go to `target` (name filter first, then decoding). */
-function jumpRules(payloads: readonly Uint8Array[], target: string): Uint8Array[] {
+export function jumpRules(payloads: readonly Uint8Array[], target: string): Uint8Array[] {
   const name = new TextEncoder().encode(target + "\0");
   return payloads.filter((payload) =>
     payloadHolds(payload, name) && ruleTargets(payload).includes(target)

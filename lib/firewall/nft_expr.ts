@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { encodeRawAttrs, type RawAttr } from "../netlink/codec.ts";
-import { NLA_F_NESTED } from "../netlink/consts.ts";
+import { decodeRawAttrs, encodeRawAttrs, type RawAttr } from "../netlink/codec.ts";
+import { NLA_F_NESTED, NLA_TYPE_MASK } from "../netlink/consts.ts";
 
 // include/uapi/linux/netfilter/nf_tables.h
 const NFTA_LIST_ELEM = 1;
@@ -229,4 +229,81 @@ export function masquerade(family: 4 | 6): ExpressionSpec {
   const info = new Uint8Array(24);
   info.set(hostU32(1)); // rangesize
   return xtTarget("MASQUERADE", 0, info);
+}
+
+// Comparison with what nf_tables dumps.
+
+/** One decoded expression: its name and its attributes (`NFTA_EXPR_DATA`), by type. */
+export interface DecodedExpression {
+  name: string;
+  attrs: Map<number, Uint8Array>;
+}
+
+/** The expressions of an `NFTA_RULE_EXPRESSIONS` list, in order. */
+export function decodeExpressions(list: Uint8Array): DecodedExpression[] {
+  return decodeRawAttrs(list).filter((element) => attrType(element) === NFTA_LIST_ELEM).map(
+    (element) => {
+      const attrs = new Map(decodeRawAttrs(element.data).map((a) => [attrType(a), a.data]));
+      const name = attrs.get(NFTA_EXPR_NAME) ?? new Uint8Array();
+      const end = name.indexOf(0);
+      return {
+        name: new TextDecoder().decode(end === -1 ? name : name.subarray(0, end)),
+        attrs: new Map(
+          decodeRawAttrs(attrs.get(NFTA_EXPR_DATA) ?? new Uint8Array()).map((a) => [
+            attrType(a),
+            a.data,
+          ]),
+        ),
+      };
+    },
+  );
+}
+
+const attrType = (attr: RawAttr) => attr.type & NLA_TYPE_MASK;
+const NFTA_BITWISE_OP = 6;
+
+/**
+ * Whether a dumped rule's expressions are those of `encoded`: the same
+ * expressions with the same attributes, counters' values aside, nests
+ * compared whatever their `NLA_F_NESTED` flags, and a bitwise operation
+ * the kernel reports as the default (`NFT_BITWISE_BOOL`) taken as unsent.
+ */
+export function sameExpressions(dumped: Uint8Array, encoded: Uint8Array): boolean {
+  const a = decodeExpressions(dumped);
+  const b = decodeExpressions(encoded);
+  return a.length === b.length && a.every((x, i) => {
+    const y = b[i];
+    if (x.name !== y.name) return false;
+    if (x.name === "counter") return true;
+    const keys = (e: DecodedExpression) =>
+      [...e.attrs.keys()].filter((k) =>
+        !(e.name === "bitwise" && k === NFTA_BITWISE_OP && sameData(e.attrs.get(k)!, u32(0)))
+      ).sort();
+    const [kx, ky] = [keys(x), keys(y)];
+    return kx.length === ky.length &&
+      kx.every((k, j) => k === ky[j] && sameData(x.attrs.get(k)!, y.attrs.get(k)!));
+  });
+}
+
+/** Byte equality, or equal attribute lists up to `NLA_F_*` flags (a nest either way). */
+function sameData(x: Uint8Array, y: Uint8Array, depth = 0): boolean {
+  if (x.length === y.length && x.every((byte, i) => byte === y[i])) return true;
+  if (depth > 3) return false;
+  const [ax, ay] = [tlvs(x), tlvs(y)];
+  return ax !== undefined && ay !== undefined && ax.length === ay.length &&
+    ax.every((attr, i) =>
+      attrType(attr) === attrType(ay[i]) && sameData(attr.data, ay[i].data, depth + 1)
+    );
+}
+
+/** `data` as an attribute list that covers it exactly; undefined when it is not one. */
+function tlvs(data: Uint8Array): RawAttr[] | undefined {
+  let attrs;
+  try {
+    attrs = decodeRawAttrs(data);
+  } catch {
+    return undefined; // plain data
+  }
+  const size = attrs.reduce((n, a) => n + ((4 + a.data.length + 3) & ~3), 0);
+  return attrs.length > 0 && size === data.length ? attrs : undefined;
 }

@@ -1,12 +1,15 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { decodeRawAttrs } from "../netlink/codec.ts";
+import { decodeRawAttrs, encodeRawAttrs } from "../netlink/codec.ts";
 import {
   addressMatch,
   commentMatch,
+  COUNTER,
+  decodeExpressions,
   encodeExpressions,
   type ExpressionSpec,
   jumpTo,
   masquerade,
+  sameExpressions,
 } from "./nft_expr.ts";
 
 const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -87,4 +90,37 @@ Deno.test("jumpTo() and masquerade() are the verdict and xt target iptables-nft 
   // The whole rule list round-trips through the attribute codec.
   const list = decodeRawAttrs(encodeExpressions([jumpTo("A"), masquerade(6)]));
   assertEquals(list.map((a) => a.type), [0x8001, 0x8001]);
+});
+
+Deno.test("sameExpressions() ignores counter values, nest flags and a default bitwise op, nothing else", () => {
+  const rule = (comment: string) =>
+    encodeExpressions([
+      ...addressMatch("destination", Uint8Array.of(10, 77, 0, 0), 20),
+      commentMatch(comment),
+      COUNTER,
+      jumpTo("CNI-x"),
+    ]);
+  const ours = rule("c");
+  // What a dump shows: counters counting, no NLA_F_NESTED, bitwise op 0 (NFT_BITWISE_BOOL).
+  const strip = (data: Uint8Array): Uint8Array =>
+    encodeRawAttrs(decodeRawAttrs(data).map((a) => ({ type: a.type & 0x3fff, data: a.data })));
+  const dumped = encodeExpressions(
+    decodeExpressions(ours).map((e) => ({
+      name: e.name,
+      attrs: [
+        ...[...e.attrs].map(([type, data]) => ({
+          type,
+          data: e.name === "counter"
+            ? Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 9)
+            : e.name === "immediate" && type === 2
+            ? strip(data)
+            : data,
+        })),
+        ...(e.name === "bitwise" ? [{ type: 6, data: new Uint8Array(4) }] : []),
+      ],
+    })),
+  );
+  assertEquals(sameExpressions(dumped, ours), true);
+  assertEquals(sameExpressions(rule("d"), ours), false);
+  assertEquals(sameExpressions(encodeExpressions([COUNTER, jumpTo("CNI-x")]), ours), false);
 });
