@@ -19,16 +19,7 @@ import {
   xtMatch,
 } from "./nft_expr.ts";
 import { renderRule, type Rule } from "./iptables.ts";
-import {
-  attrOf,
-  cString,
-  expressionVerdict,
-  jumpRules,
-  payloadHolds,
-  type RuleExpression,
-  ruleExpressionList,
-  ruleExpressions,
-} from "./nfnetlink.ts";
+import { jumpRules, payloadHolds, ruleExpressionList } from "./nfnetlink.ts";
 import type { TablePlan } from "./plan.ts";
 
 /** The shared chain holding per-container accept rules. */
@@ -233,20 +224,6 @@ export function checkForward(
   return undefined;
 }
 
-// nf_tables attribute numbers (include/uapi/linux/netfilter/nf_tables.h) and values.
-const NFTA_PAYLOAD_BASE = 2;
-const NFTA_PAYLOAD_OFFSET = 3;
-const NFTA_PAYLOAD_LEN = 4;
-const NFT_PAYLOAD_NETWORK_HEADER = 1;
-const NFTA_CMP_OP = 2;
-const NFTA_CMP_DATA = 3;
-const NFT_CMP_EQ = 0;
-const NFTA_DATA_VALUE = 1;
-const NF_ACCEPT = 1;
-const NFTA_MATCH_NAME = 1;
-const NFTA_MATCH_REV = 2;
-const NFTA_MATCH_INFO = 3;
-
 /**
  * `-m conntrack --ctstate RELATED,ESTABLISHED` as iptables-nft hands it to
  * the kernel: revision 3 of the xt match, `struct xt_conntrack_mtinfo3`
@@ -260,37 +237,6 @@ const CONNTRACK_INFO = (() => {
   info[150] = 6;
   return info;
 })();
-
-const u32be = (data: Uint8Array | undefined) =>
-  data?.length === 4 ? new DataView(data.buffer, data.byteOffset, 4).getUint32(0) : undefined;
-const sameBytes = (a: Uint8Array | undefined, b: Uint8Array) =>
-  a !== undefined && a.length === b.length && a.every((byte, i) => byte === b[i]);
-
-/** `[payload @ network header + offset] [cmp eq address]`: how iptables-nft matches `-s`/`-d`. */
-function matchesAddress(exprs: RuleExpression[], offset: number, address: Uint8Array): boolean {
-  const [load, cmp] = exprs;
-  return load?.name === "payload" && cmp?.name === "cmp" &&
-    u32be(load.attrs.get(NFTA_PAYLOAD_BASE)) === NFT_PAYLOAD_NETWORK_HEADER &&
-    u32be(load.attrs.get(NFTA_PAYLOAD_OFFSET)) === offset &&
-    u32be(load.attrs.get(NFTA_PAYLOAD_LEN)) === address.length &&
-    u32be(cmp.attrs.get(NFTA_CMP_OP)) === NFT_CMP_EQ &&
-    sameBytes(attrOf(cmp.attrs.get(NFTA_CMP_DATA), NFTA_DATA_VALUE)?.data, address);
-}
-
-/** `[match conntrack rev 3 --ctstate RELATED,ESTABLISHED]`, byte for byte. */
-function isReplyStateMatch(expr: RuleExpression | undefined): boolean {
-  return expr?.name === "match" &&
-    cString(expr.attrs.get(NFTA_MATCH_NAME) ?? new Uint8Array()) === "conntrack" &&
-    u32be(expr.attrs.get(NFTA_MATCH_REV)) === CONNTRACK_REV &&
-    sameBytes(expr.attrs.get(NFTA_MATCH_INFO), CONNTRACK_INFO);
-}
-
-/** `[counter] [immediate accept]`: the end of both container rules. */
-function endsInAccept(exprs: RuleExpression[]): boolean {
-  const [counter, immediate] = exprs.slice(-2);
-  return counter?.name === "counter" && immediate !== undefined &&
-    expressionVerdict(immediate) === NF_ACCEPT;
-}
 
 /**
  * The `CNI-FORWARD` rules of container `addresses` (host form) among a
@@ -307,27 +253,15 @@ export function nftContainerRules(
   const picked: Uint8Array[] = [];
   for (const text of addresses) {
     const address = ipToBytes(parseCidr(text, KEEP_MAPPED).address);
-    // Only rules whose bytes hold the address are decoded (the chain has two per container).
-    const decoded = rules.filter((payload) => payloadHolds(payload, address))
-      .map((payload) => ({ payload, exprs: ruleExpressions(payload) }));
-    // Source and destination offsets in the IPv4 and IPv6 headers.
-    const [source, destination] = address.length === 4 ? [12, 16] : [8, 24];
-    const replies = decoded.filter(({ exprs }) =>
-      exprs.length === 5 && matchesAddress(exprs, destination, address) &&
-      isReplyStateMatch(exprs[2]) && endsInAccept(exprs)
-    );
-    const outgoing = decoded.filter(({ exprs }) =>
-      exprs.length === 4 && matchesAddress(exprs, source, address) && endsInAccept(exprs)
-    );
-    // Any other rule naming the address in this chain: not the node ADD left.
-    const mentions = decoded.filter(({ exprs }) =>
-      exprs.some((e) =>
-        e.name === "cmp" &&
-        sameBytes(attrOf(e.attrs.get(NFTA_CMP_DATA), NFTA_DATA_VALUE)?.data, address)
-      )
-    );
-    if (replies.length !== 1 || outgoing.length !== 1 || mentions.length !== 2) return undefined;
-    picked.push(replies[0].payload, outgoing[0].payload);
+    const [reply, outgoing] = nftContainerRuleExpressions(text);
+    // Only rules whose bytes hold the address are compared (the chain has two per container);
+    // any rule of those that is neither of the two is not the node ADD left.
+    const mentions = rules.filter((payload) => payloadHolds(payload, address));
+    const equal = (expressions: Uint8Array) =>
+      mentions.filter((payload) => sameExpressions(ruleExpressionList(payload), expressions));
+    const [replies, outgoings] = [equal(reply), equal(outgoing)];
+    if (replies.length !== 1 || outgoings.length !== 1 || mentions.length !== 2) return undefined;
+    picked.push(replies[0], outgoings[0]);
   }
   return picked;
 }

@@ -2,8 +2,8 @@ import { assertEquals, assertThrows } from "@std/assert";
 import { encodeRawAttrs } from "../netlink/codec.ts";
 import { NLA_F_NESTED } from "../netlink/consts.ts";
 import { parseSave, RestoreBatch } from "./iptables.ts";
-import { ruleExpressions } from "./nfnetlink.ts";
-import { commentMatch, COUNTER, encodeExpressions, jumpTo } from "./nft_expr.ts";
+import { ruleExpressionList } from "./nfnetlink.ts";
+import { commentMatch, COUNTER, decodeExpressions, encodeExpressions, jumpTo } from "./nft_expr.ts";
 import { TablePlan } from "./plan.ts";
 import {
   assumedForwardChains,
@@ -155,14 +155,14 @@ Deno.test("nftContainerRuleExpressions() encodes what nftContainerRules() recogn
     const [reply, outgoing] = nftContainerRuleExpressions(address).map((e) => rulePayload(e));
     assertEquals(nftContainerRules([outgoing, reply], [address]), [reply, outgoing]);
     // Decoded: address match, (conntrack match,) counter, accept.
-    assertEquals(ruleExpressions(reply).map((e) => e.name), [
+    assertEquals(decodeExpressions(ruleExpressionList(reply)).map((e) => e.name), [
       "payload",
       "cmp",
       "match",
       "counter",
       "immediate",
     ]);
-    assertEquals(ruleExpressions(outgoing).map((e) => e.name), [
+    assertEquals(decodeExpressions(ruleExpressionList(outgoing)).map((e) => e.name), [
       "payload",
       "cmp",
       "counter",

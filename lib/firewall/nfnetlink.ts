@@ -461,35 +461,6 @@ function sendBatch(
   return "committed";
 }
 
-/** The verdict code of an `immediate` expression (`NF_ACCEPT` is 1, a jump -3), if it has one. */
-export function expressionVerdict(expr: RuleExpression): number | undefined {
-  if (expr.name !== "immediate") return undefined;
-  const value = attrOf(expr.attrs.get(NFTA_IMMEDIATE_DATA), NFTA_DATA_VERDICT)?.data;
-  const code = attrOf(value, NFTA_VERDICT_CODE)?.data;
-  return code?.length === 4 ? new DataView(code.buffer, code.byteOffset, 4).getInt32(0) : undefined;
-}
-
-/** One expression of a rule: its name and its attributes (`NFTA_EXPR_DATA`, one level). */
-export interface RuleExpression {
-  name: string;
-  attrs: Map<number, Uint8Array>;
-}
-
-/** The expressions of one `NFT_MSG_NEWRULE` payload (nfgenmsg + attributes), in order. */
-export function ruleExpressions(payload: Uint8Array): RuleExpression[] {
-  const list = attrOf(payload.subarray(4), NFTA_RULE_EXPRESSIONS)?.data ?? new Uint8Array();
-  return decodeRawAttrs(list).filter((element) => attrType(element) === NFTA_LIST_ELEM).map(
-    (element) => {
-      const name = attrOf(element.data, NFTA_EXPR_NAME)?.data ?? new Uint8Array();
-      const data = attrOf(element.data, NFTA_EXPR_DATA)?.data ?? new Uint8Array();
-      return {
-        name: cString(name),
-        attrs: new Map(decodeRawAttrs(data).map((attr) => [attrType(attr), attr.data])),
-      };
-    },
-  );
-}
-
 /**
  * Whether `bytes` occur anywhere in `payload`. A rule that jumps to a chain
  * holds its name, and a rule that matches an address holds the address's
@@ -527,7 +498,7 @@ export const attrOf = (data: Uint8Array | undefined, type: number): RawAttr | un
 const IMMEDIATE = new TextEncoder().encode("immediate\0");
 const textDecoder = new TextDecoder();
 /** A NUL-terminated string attribute's text. */
-export const cString = (data: Uint8Array): string => {
+const cString = (data: Uint8Array): string => {
   const end = data.indexOf(0);
   return textDecoder.decode(end === -1 ? data : data.subarray(0, end));
 };
