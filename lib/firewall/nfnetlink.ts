@@ -1,8 +1,11 @@
 /**
- * What the firewall layer asks nf_tables directly, over nfnetlink, instead
- * of starting a tool: whether a table exists, what a chain's rules jump to
- * (or whether they may mention some bytes), and when a process (an
- * `iptables-restore` or `nft` we started) has committed its batches.
+ * What the firewall layer asks of nf_tables directly, over nfnetlink,
+ * instead of starting a tool: whether a table exists, what a chain's rules
+ * jump to (or whether they may mention some bytes), when a process (an
+ * `iptables-restore` or `nft` we started) has committed its batches; and
+ * the transactions it makes itself where the node is as expected: removing
+ * a container's rules (DEL) and appending them (firewall and masquerade
+ * ADD), each one batch the kernel refuses whole if the node changed.
  *
  * nf_tables announces every commit to the `NFNLGRP_NFTABLES` multicast group
  * as `NFT_MSG_NEWGEN`, with the committing process's pid.
@@ -415,7 +418,7 @@ function deleteRule(proto: number, table: string, chain: string, handle?: bigint
  */
 function commitBatch(
   socket: NetlinkSocket,
-  generation: number | undefined,
+  generation: number,
   commands: { type: number; flags?: number; payload: Uint8Array }[],
   op: string,
 ): boolean {
