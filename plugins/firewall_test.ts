@@ -915,3 +915,35 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "firewall ADD and DEL with a read-only /run (no lock, no records) leave what the reference leaves (kernel, reference)",
+  ignore: !REF,
+  async fn() {
+    const conf = (address: string) => ({ prevResult: prevResult([address, "fd77::3/64"]) });
+    const run = async (runner: typeof runOurs, readOnlyRun: boolean) => {
+      await using host = await createNetns("cbx-fw");
+      // Ids of this run alone: records of an earlier namespace with the same inode may be left.
+      const [c1, c2] = [crypto.randomUUID(), crypto.randomUUID()];
+      const steps: PluginCall[] = [
+        fwCall("ADD", conf("10.77.0.3/24"), c1), // the node's first ADD: the tool's path
+        fwCall("ADD", conf("10.77.0.4/24"), c2), // an intact node: the plugin's own batch
+        fwCall("DEL", conf("10.77.0.4/24"), c2),
+      ];
+      for (const step of steps) {
+        const out = await runner(host, { ...step, readOnlyRun });
+        assertEquals(out.code, 0, out.stdout + out.stderr);
+      }
+      if (runner === runOurs) {
+        // The read-only /run is the host's, so a record written there would show here.
+        const record = `/run/cnibox/firewall/${Deno.statSync(host.path).ino}/mynet/${c1}@eth0`;
+        assertEquals(await Deno.stat(record).then(() => true, () => false), !readOnlyRun);
+      }
+      return await saves(host);
+    };
+    const ours = await run(runOurs, true);
+    assertEquals(ours, await run(runReference, false));
+    assertStringIncludes(ours, "-A CNI-FORWARD -s 10.77.0.3/32 -j ACCEPT");
+  },
+});

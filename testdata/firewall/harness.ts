@@ -26,6 +26,11 @@ export interface PluginCall {
   ifName?: string;
   /** Directories searched before the standard PATH (e.g. one whose iptables is legacy). */
   pathFirst?: string;
+  /**
+   * Ours only: run in a private mount namespace whose `/run` is read-only
+   * (no lock files, no firewall records). @default {false}
+   */
+  readOnlyRun?: boolean;
 }
 
 /** A finished call, with the processes ours started (empty for the reference). */
@@ -59,9 +64,16 @@ export async function runReference(host: TestNetns, call: PluginCall): Promise<C
 export async function runOurs(host: TestNetns, call: PluginCall): Promise<CallOutput> {
   const log = await Deno.makeTempFile({ prefix: "cbx-fw-exec-" });
   try {
-    const out = await sh("ip", [
-      ...["netns", "exec", host.name, Deno.execPath(), "run", "-A", "--quiet", "--no-prompt"],
-      ...["--config", CONFIG, ENTRY, call.plugin],
+    const plugin = [Deno.execPath(), "run", "-A", "--quiet", "--no-prompt"]
+      .concat(["--config", CONFIG, ENTRY, call.plugin]);
+    // `ip netns exec` mounts its own /run; a read-only one is made inside a private mount
+    // namespace entered after the network namespace (its nsfs files under /run stay).
+    const readOnly = ["mount --rbind /run /run", "mount -o remount,bind,ro /run", 'exec "$@"'];
+    const out = await sh(call.readOnlyRun ? "nsenter" : "ip", [
+      ...(call.readOnlyRun
+        ? [`--net=${host.path}`, "unshare", "-m", "sh", "-c", readOnly.join(" && "), "sh"]
+        : ["netns", "exec", host.name]),
+      ...plugin,
     ], {
       stdin: JSON.stringify(call.conf),
       env: { ...environment(call), CBX_EXEC_LOG: log },
