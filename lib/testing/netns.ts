@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { DEFAULT_RECORD_ROOT } from "../firewall/records.ts";
 
 /** True when the tests run as root (kernel tests are skipped otherwise, by name). */
 export const ROOT: boolean = Deno.uid() === 0;
@@ -82,7 +83,13 @@ export async function createNetns(prefix: string): Promise<TestNetns> {
     path: `/var/run/netns/${name}`,
     exec: (cmd, args, options) => sh("ip", ["netns", "exec", name, cmd, ...args], options),
     remove: async () => {
+      const inode = await Deno.stat(ns.path).then((info) => info.ino, () => undefined);
       await sh("ip", ["netns", "del", name]);
+      // Firewall records are kept per namespace inode, and the kernel hands a deleted
+      // namespace's inode to a later one: a later test must not find this one's records.
+      if (inode) {
+        await Deno.remove(`${DEFAULT_RECORD_ROOT}/${inode}`, { recursive: true }).catch(() => {});
+      }
     },
     [Symbol.asyncDispose]: () => ns.remove(),
   };
