@@ -28,6 +28,7 @@ const NFTA_BITWISE_DREG = 2;
 const NFTA_BITWISE_LEN = 3;
 const NFTA_BITWISE_MASK = 4;
 const NFTA_BITWISE_XOR = 5;
+const NFTA_BITWISE_OP = 6;
 const NFTA_CMP_SREG = 1;
 const NFTA_CMP_OP = 2;
 const NFTA_CMP_DATA = 3;
@@ -159,7 +160,7 @@ export function xtMatch(name: string, revision: number, info: Uint8Array): Expre
 }
 
 /** An xt target (`-j <NAME> …`) by revision and info struct. */
-export function xtTarget(name: string, revision: number, info: Uint8Array): ExpressionSpec {
+function xtTarget(name: string, revision: number, info: Uint8Array): ExpressionSpec {
   return {
     name: "target",
     attrs: [
@@ -260,13 +261,24 @@ export function decodeExpressions(list: Uint8Array): DecodedExpression[] {
 }
 
 const attrType = (attr: RawAttr) => attr.type & NLA_TYPE_MASK;
-const NFTA_BITWISE_OP = 6;
+
+/**
+ * The nested attributes of the expressions cnibox writes, by expression and
+ * attribute type: how many levels of nests each holds (cmp's data holds a
+ * value; immediate's data holds a verdict, which holds code and chain).
+ */
+const NEST_LEVELS: Record<string, Record<number, number>> = {
+  cmp: { [NFTA_CMP_DATA]: 1 },
+  bitwise: { [NFTA_BITWISE_MASK]: 1, [NFTA_BITWISE_XOR]: 1 },
+  immediate: { [NFTA_IMMEDIATE_DATA]: 2 },
+};
 
 /**
  * Whether a dumped rule's expressions are those of `encoded`: the same
- * expressions with the same attributes, counters' values aside, nests
- * compared whatever their `NLA_F_NESTED` flags, and a bitwise operation
- * the kernel reports as the default (`NFT_BITWISE_BOOL`) taken as unsent.
+ * expressions with the same attributes, counters' values aside, the known
+ * nests compared whatever their `NLA_F_NESTED` flags, and a bitwise
+ * operation the kernel reports as the default (`NFT_BITWISE_BOOL`) taken as
+ * unsent. Everything else is compared byte for byte.
  */
 export function sameExpressions(dumped: Uint8Array, encoded: Uint8Array): boolean {
   const a = decodeExpressions(dumped);
@@ -277,33 +289,29 @@ export function sameExpressions(dumped: Uint8Array, encoded: Uint8Array): boolea
     if (x.name === "counter") return true;
     const keys = (e: DecodedExpression) =>
       [...e.attrs.keys()].filter((k) =>
-        !(e.name === "bitwise" && k === NFTA_BITWISE_OP && sameData(e.attrs.get(k)!, u32(0)))
+        !(e.name === "bitwise" && k === NFTA_BITWISE_OP && sameBytes(e.attrs.get(k)!, u32(0)))
       ).sort();
     const [kx, ky] = [keys(x), keys(y)];
+    const levels = NEST_LEVELS[x.name] ?? {};
     return kx.length === ky.length &&
-      kx.every((k, j) => k === ky[j] && sameData(x.attrs.get(k)!, y.attrs.get(k)!));
+      kx.every((k, j) => k === ky[j] && sameNest(x.attrs.get(k)!, y.attrs.get(k)!, levels[k] ?? 0));
   });
 }
 
-/** Byte equality, or equal attribute lists up to `NLA_F_*` flags (a nest either way). */
-function sameData(x: Uint8Array, y: Uint8Array, depth = 0): boolean {
-  if (x.length === y.length && x.every((byte, i) => byte === y[i])) return true;
-  if (depth > 3) return false;
-  const [ax, ay] = [tlvs(x), tlvs(y)];
-  return ax !== undefined && ay !== undefined && ax.length === ay.length &&
-    ax.every((attr, i) =>
-      attrType(attr) === attrType(ay[i]) && sameData(attr.data, ay[i].data, depth + 1)
-    );
-}
+const sameBytes = (x: Uint8Array, y: Uint8Array) =>
+  x.length === y.length && x.every((byte, i) => byte === y[i]);
 
-/** `data` as an attribute list that covers it exactly; undefined when it is not one. */
-function tlvs(data: Uint8Array): RawAttr[] | undefined {
-  let attrs;
+/** Equal nests `levels` deep (attribute types up to their flags), bytes below. */
+function sameNest(x: Uint8Array, y: Uint8Array, levels: number): boolean {
+  if (levels === 0) return sameBytes(x, y);
+  let ax, ay;
   try {
-    attrs = decodeRawAttrs(data);
+    [ax, ay] = [decodeRawAttrs(x), decodeRawAttrs(y)];
   } catch {
-    return undefined; // plain data
+    return false;
   }
-  const size = attrs.reduce((n, a) => n + ((4 + a.data.length + 3) & ~3), 0);
-  return attrs.length > 0 && size === data.length ? attrs : undefined;
+  return ax.length === ay.length &&
+    ax.every((attr, i) =>
+      attrType(attr) === attrType(ay[i]) && sameNest(attr.data, ay[i].data, levels - 1)
+    );
 }
