@@ -176,7 +176,9 @@ export interface FirewallDeps {
   recordRoot?: string;
   /**
    * Whether an ADD of `setup` may skip listing the family's filter table
-   * (see `unlistedAddReady`). @default {an nf_tables query; false on the legacy backend}
+   * (see `unlistedAddReady`); false also keeps the ADD from its own nf_tables
+   * transaction (tests force the listed path with it). @default {an nf_tables
+   * query; false on the legacy backend}
    */
   unlistedAddReady?: (family: Family, setup: ForwardSetup) => boolean;
 }
@@ -273,9 +275,10 @@ export function firewallFuncs(deps: FirewallDeps = {}): PluginFuncs {
         addresses: addresses.get(family)!,
         isolation,
       });
-      // Where the shared rules are in place (the node's every ADD but its first), the
-      // address rules are appended in one nf_tables transaction of our own: no tool to
-      // start. The transaction is refused whole if the table changed since it was read.
+      // Where the shared rules are as the reference makes them (the node's every ADD but its
+      // first, unless ingress isolation is asked for), the address rules are appended in one
+      // nf_tables transaction of our own: no tool to start. It is refused whole if the ruleset
+      // changed since it was read (tried again twice). The tool's paths below are the fallback.
       const families = [...addresses.keys()].sort();
       const rest = await withLock(() =>
         Promise.resolve(families.filter((family) => {

@@ -225,7 +225,9 @@ export class SpawnExecer implements Execer {
     try {
       return nftAppendRules(spec);
     } catch {
-      return undefined; // no nfnetlink here: the tool does it
+      // No nfnetlink here, or the caller's readiness check failed: the tool does it, as the
+      // node is then not known to be as the batch needs it.
+      return undefined;
     }
   }
 }

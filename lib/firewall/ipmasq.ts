@@ -140,7 +140,7 @@ export function nftIpMasqRules(
 ): { chain: string; expressions: Uint8Array }[] {
   const comment = commentMatch(options.comment);
   const chainRules = new Map<string, Uint8Array>();
-  const jumps: { host: string; chain: string; expressions: Uint8Array }[] = [];
+  const jumps = new Map<string, Uint8Array>();
   for (const address of addresses) {
     const { addr, prefix } = address;
     const family = addr.family;
@@ -150,6 +150,7 @@ export function nftIpMasqRules(
       ? Uint8Array.of(224, 0, 0, 0)
       : Uint8Array.of(0xff, ...new Uint8Array(15));
     const [accept, masq] = rules.chain.map(renderRule);
+    const jump = renderRule(rules.postrouting);
     if (!chainRules.has(accept)) {
       chainRules.set(
         accept,
@@ -174,21 +175,21 @@ export function nftIpMasqRules(
     }
     // One jump per host address, as the tool's `ensureRule` and the reference's AppendUnique
     // leave it (an address can come twice, with two prefixes).
-    if (jumps.some((jump) => jump.host === inetNtop(addr))) continue;
-    jumps.push({
-      host: inetNtop(addr),
-      chain: "POSTROUTING",
-      expressions: encodeExpressions([
-        ...addressMatch("source", bytes, bytes.length * 8),
-        comment,
-        COUNTER,
-        jumpTo(options.chain),
-      ]),
-    });
+    if (!jumps.has(jump)) {
+      jumps.set(
+        jump,
+        encodeExpressions([
+          ...addressMatch("source", bytes, bytes.length * 8),
+          comment,
+          COUNTER,
+          jumpTo(options.chain),
+        ]),
+      );
+    }
   }
   return [
     ...[...chainRules.values()].map((expressions) => ({ chain: options.chain, expressions })),
-    ...jumps.map(({ chain, expressions }) => ({ chain, expressions })),
+    ...[...jumps.values()].map((expressions) => ({ chain: "POSTROUTING", expressions })),
   ];
 }
 
@@ -283,8 +284,9 @@ export async function setupIpMasq(
     let rules;
     try {
       rules = nftIpMasqRules(own, { chain, comment });
-    } catch {
-      return true; // a rule these encodings do not cover (prefix 0): the tool writes it
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      return true; // a rule these encodings do not cover (a /0, a long comment): the tool's
     }
     return execer.nftAppendRules?.({
       family: nftFamilyOf(family),

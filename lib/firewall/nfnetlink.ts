@@ -5,7 +5,9 @@
  * `iptables-restore` or `nft` we started) has committed its batches; and
  * the transactions it makes itself where the node is as expected: removing
  * a container's rules (DEL) and appending them (firewall and masquerade
- * ADD), each one batch the kernel refuses whole if the node changed.
+ * ADD), each one batch the kernel refuses whole: if the ruleset (any table)
+ * changed since it was read (DEL, firewall ADD), or if the container's
+ * chain already exists (masquerade ADD).
  *
  * nf_tables announces every commit to the `NFNLGRP_NFTABLES` multicast group
  * as `NFT_MSG_NEWGEN`, with the committing process's pid.
@@ -48,8 +50,6 @@ const NFT_MSG_GETGEN = 16;
 const NFNL_MSG_BATCH_BEGIN = 16; // NLMSG_MIN_TYPE
 const NFNL_MSG_BATCH_END = 17;
 const NFNL_BATCH_GENID = 1;
-/** The kernel's answer to a batch whose generation is no longer current. */
-const ERESTART = 85;
 const NFTA_GEN_ID = 1;
 const NFTA_RULE_HANDLE = 3;
 const NFTA_TABLE_NAME = 1;
@@ -340,7 +340,7 @@ export interface AppendRulesSpec {
  * tool: what `iptables-restore` does with `-N` and `-A`, without a process
  * to start and without the tool's fetch of the table. The kernel refuses the
  * batch whole when a chain to create exists or a chain to append to does
- * not; with `spec.ready`, also when the table changed since it was read
+ * not; with `spec.ready`, also when the ruleset (any table) changed since it was read
  * (the batch carries that generation; a stale read is tried again, twice).
  *
  * Returns false, having changed nothing, where the caller's tool must do it
@@ -459,7 +459,8 @@ function sendBatch(
     ], op);
   } catch (error) {
     if (!(error instanceof NetlinkError)) throw error;
-    return error.errno === ERESTART ? "stale" : "refused";
+    // The kernel's answer to a batch whose generation is no longer current.
+    return error.errno === Errno.ERESTART ? "stale" : "refused";
   }
   return "committed";
 }
