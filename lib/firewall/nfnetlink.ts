@@ -497,7 +497,7 @@ export function jumpRules(payloads: readonly Uint8Array[], target: string): Uint
 
 const attrType = (attr: RawAttr) => attr.type & NLA_TYPE_MASK;
 /** The first attribute of `type` among those encoded in `data`. */
-export const attrOf = (data: Uint8Array | undefined, type: number): RawAttr | undefined =>
+const attrOf = (data: Uint8Array | undefined, type: number): RawAttr | undefined =>
   decodeRawAttrs(data ?? new Uint8Array()).find((attr) => attrType(attr) === type);
 const IMMEDIATE = new TextEncoder().encode("immediate\0");
 const textDecoder = new TextDecoder();
